@@ -1,0 +1,31 @@
+//! # rs2p — peer-to-peer mesh networking, p2p-today protocol 0.7
+//!
+//! rs2p lets a Rust program broadcast to every node of its peer network
+//! without a broker. It speaks protocol 0.7 on the wire, so it joins the same
+//! meshes as the Python (`py2p`) and JavaScript (`js2p`) reference nodes.
+//!
+//! The crate is layered:
+//! - [`protocol`]: the wire format, pure and synchronous (no sockets, no
+//!   runtime): flags, ids, base58, the [`Packet`] value, msgpack,
+//!   compression, frames.
+//!
+//! # Examples
+//! Encode a broadcast as py2p would, and read it back:
+//! ```
+//! use rs2p::protocol::{decode_frame, CodecLimits, Compression, InternalMessage, MainFlag, PeerId, SubFlag};
+//! use rs2p::packets;
+//!
+//! let limits = CodecLimits::default();
+//! let msg = InternalMessage::new(MainFlag::Broadcast, PeerId::from("my-id"), 1_700_000_000,
+//!     packets![SubFlag::Broadcast.as_u8(), "hello", 42]);
+//! let frame = msg.encode_frame(Some(Compression::Zlib), &limits)?;
+//! let back = decode_frame(&frame, &[Compression::Zlib], &limits)?;
+//! assert_eq!(back.message.payload[1].as_str(), Some("hello"));
+//! # Ok::<(), rs2p::protocol::CodecError>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod protocol;
+
+pub use protocol::Packet;
