@@ -12,6 +12,7 @@ mod error;
 mod flags;
 mod frame;
 mod ids;
+pub mod mesh;
 mod message;
 pub mod msgpack;
 mod packet;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the whole rs2p test suite on a fresh machine: installs what the tests
+# need (a Python venv with the real py2p 0.7.878 from PyPI, iproute2), then
+# runs every test (unit, integration, interop, doctests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- Python 3.11 venv with py2p (interop tests run the real thing) ---------
+find_python() {
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+if ! PYTHON=$(find_python); then
+    echo "test.sh: no Python 3.11 found; installing Debian's" >&2
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    PYTHON=$(find_python) || { echo "test.sh: Python 3.11 is required (py2p's SSL needs it)" >&2; exit 1; }
+fi
+VENV=${RS2P_VENV:-$PWD/.venv}
+if ! "$VENV/bin/python" -c 'import py2p, snappy, cryptography' 2>/dev/null; then
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+        'py2p==0.7.878' python-snappy cryptography
+fi
+"$VENV/bin/python" - <<'PY'
+import importlib.metadata as md, py2p.messages, snappy, cryptography
+assert md.version("py2p") == "0.7.878", md.version("py2p")
+assert 0x20 in py2p.messages.compression, "py2p loaded without snappy"
+PY
+export RS2P_PYTHON="$VENV/bin/python"
+
+# --- the tests ---------------------------------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --all-targets --no-fail-fast
+else
+    cargo test --all-targets --no-fail-fast
+fi
+cargo test --doc
