@@ -29,6 +29,13 @@ impl Int {
     }
 }
 
+impl Int {
+    /// Wraps a value the caller knows to lie within msgpack's range.
+    pub(crate) fn from_i128_unchecked(v: i128) -> Int {
+        Int(v)
+    }
+}
+
 impl fmt::Debug for Int {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
@@ -306,12 +313,5 @@ mod tests {
         let long = Packet::bin(vec![0u8; 100]);
         assert_eq!(format!("{long:?}"), "bin(100 bytes)");
         assert_eq!(format!("{:?}", Packet::bin(&b"a\x00"[..])), "b\"a\\x00\"");
-    }
-}
-
-impl Int {
-    /// Wraps a value the caller knows to lie within msgpack's range.
-    pub(crate) fn from_i128_unchecked(v: i128) -> Int {
-        Int(v)
     }
 }
