@@ -7,7 +7,9 @@
 //! The crate is layered:
 //! - [`protocol`]: the wire format, pure and synchronous (no sockets, no
 //!   runtime): flags, ids, base58, the [`Packet`] value, msgpack,
-//!   compression, frames.
+//!   compression, frames, and the mesh state machine ([`protocol::mesh`]).
+//! - [`net`]: the tokio side: [`MeshSocket`], its listener, connections and
+//!   the actor that drives the state machine.
 //!
 //! # Examples
 //! Encode a broadcast as py2p would, and read it back:
@@ -26,6 +28,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod net;
 pub mod protocol;
 
-pub use protocol::Packet;
+pub use net::{Connection, Error, Event, MeshBuilder, MeshSocket, Message, MessageKind};
+pub use protocol::{Packet, PeerId, Protocol};

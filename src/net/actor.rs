@@ -1,0 +1,554 @@
+//! The actor: one task that owns the [`MeshState`], feeds it events from
+//! the connection tasks and commands from the handles, and carries out the
+//! actions it returns. It never awaits a single peer: sends use `try_send`
+//! on bounded per-connection queues, and a peer whose queue is full is
+//! disconnected.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+
+use super::connection::{self, ConnHandle, Spawner};
+use super::error::Error;
+use super::message::{Connection, Event, Message};
+use crate::protocol::mesh::{
+    Action, CloseReason, ConnId, Delivery, MeshEvent, MeshState, PeerInfo,
+};
+use crate::protocol::{CodecError, Compression, MainFlag, MessageId, Packet, PeerId, SubFlag};
+
+/// A message handler: returns `true` when it handled the message, which
+/// stops the chain and keeps the message out of the queue.
+pub type Handler = Arc<dyn Fn(&Message, &Connection) -> bool + Send + Sync + 'static>;
+
+/// Resolved when a dialled connection completes (or fails) its handshake.
+pub(crate) type ConnectWaiter = oneshot::Sender<Result<PeerId, Error>>;
+
+/// Commands from handles to the actor.
+pub(crate) enum Command {
+    Send {
+        flag: Packet,
+        msg_type: MainFlag,
+        packets: Vec<Packet>,
+        done: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    Whisper {
+        to: PeerId,
+        packets: Vec<Packet>,
+        done: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    WhisperConn {
+        conn: ConnId,
+        packets: Vec<Packet>,
+    },
+    Reply {
+        to: PeerId,
+        packets: Vec<Packet>,
+        done: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    Connect {
+        host: String,
+        port: u16,
+        expected_id: Option<PeerId>,
+        done: ConnectWaiter,
+    },
+    Disconnect {
+        peer: PeerId,
+        done: oneshot::Sender<bool>,
+    },
+    RequestPeers,
+    Renegotiate {
+        peer: PeerId,
+        methods: Vec<Compression>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    RequestResend {
+        peer: PeerId,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    RegisterHandler(Handler),
+    Snapshot(oneshot::Sender<Snapshot>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A point-in-time view of a node.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The routing table.
+    pub peers: Vec<PeerInfo>,
+    /// Connections waiting for a handshake.
+    pub awaiting: usize,
+    /// Recent errors, oldest first.
+    pub errors: Vec<String>,
+    /// Broadcasts remembered for deduplication.
+    pub waterfall: usize,
+    /// Replies waiting for a route.
+    pub pending_requests: usize,
+    /// Peers disconnected because their send queue stayed full.
+    pub slow_peers_dropped: u64,
+    /// Messages dropped from a full receive queue.
+    pub queue_dropped: u64,
+}
+
+/// Events from connection and dial tasks to the actor.
+pub(crate) enum Internal {
+    Opened {
+        conn: ConnId,
+        outgoing: bool,
+        remote: String,
+        expected_id: Option<PeerId>,
+        handle: ConnHandle,
+        waiter: Option<ConnectWaiter>,
+    },
+    Frame {
+        conn: ConnId,
+        frame: crate::protocol::Frame,
+    },
+    Closed {
+        conn: ConnId,
+        error: Option<CodecError>,
+    },
+    DialFailed {
+        expected_id: Option<PeerId>,
+        error: Error,
+        waiter: Option<ConnectWaiter>,
+    },
+}
+
+/// The queue behind `recv`, shared with the handles.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    pub(crate) queue: Mutex<VecDeque<Message>>,
+    pub(crate) notify: Notify,
+    pub(crate) capacity: usize,
+}
+
+pub(crate) struct Actor {
+    pub(crate) state: MeshState,
+    pub(crate) conns: HashMap<ConnId, (ConnHandle, String, bool)>,
+    pub(crate) waiters: HashMap<ConnId, ConnectWaiter>,
+    pub(crate) handlers: Vec<Handler>,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) commands_weak: mpsc::WeakUnboundedSender<Command>,
+    pub(crate) spawner: Spawner,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) slow_dropped: u64,
+    pub(crate) queue_dropped: u64,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Actor {
+    pub(crate) async fn run(
+        mut self,
+        listener: TcpListener,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut internal: mpsc::Receiver<Internal>,
+    ) {
+        let cancel = self.spawner.cancel.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut out: Vec<Action> = Vec::new();
+        let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                event = internal.recv() => match event {
+                    Some(event) => self.on_internal(event, &mut out),
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Close(done)) => {
+                        close_waiters.push(done);
+                        break;
+                    }
+                    Some(command) => self.on_command(command, &mut out),
+                    // Every handle is gone: shut down.
+                    None => break,
+                },
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        self.adopt_stream(stream, false, None, None);
+                    }
+                }
+                _ = tick.tick() => self.state.on_tick(unix_now()),
+            }
+            self.carry_out(&mut out);
+        }
+        cancel.cancel();
+        drop(listener);
+        // Close every connection now; tasks end on the cancelled token.
+        for (_, (handle, _, _)) in self.conns.drain() {
+            handle.cancel.cancel();
+        }
+        for (_, waiter) in self.waiters.drain() {
+            let _ = waiter.send(Err(Error::Shutdown));
+        }
+        self.spawner.tracker.close();
+        // Drain the internal channel so tasks blocked on it can finish.
+        internal.close();
+        while internal.recv().await.is_some() {}
+        self.spawner.tracker.wait().await;
+        for done in close_waiters {
+            let _ = done.send(());
+        }
+    }
+
+    fn adopt_stream(
+        &self,
+        stream: TcpStream,
+        outgoing: bool,
+        expected_id: Option<PeerId>,
+        waiter: Option<ConnectWaiter>,
+    ) {
+        let spawner = self.spawner.clone();
+        let conn = spawner.ids.next();
+        self.spawner.tracker.spawn(async move {
+            connection::start(
+                stream,
+                conn,
+                outgoing,
+                expected_id,
+                waiter,
+                spawner.internal.clone(),
+                &spawner.cancel,
+                &spawner.tracker,
+                &spawner.settings,
+            )
+            .await;
+        });
+    }
+
+    fn dial(
+        &mut self,
+        host: String,
+        port: u16,
+        expected_id: Option<PeerId>,
+        waiter: Option<ConnectWaiter>,
+    ) {
+        let spawner = self.spawner.clone();
+        let timeout = self.dial_timeout;
+        self.spawner.tracker.spawn(async move {
+            let target = format!("{host}:{port}");
+            let result = tokio::select! {
+                _ = spawner.cancel.cancelled() => return,
+                r = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))) => r,
+            };
+            match result {
+                Ok(Ok(stream)) => {
+                    let conn = spawner.ids.next();
+                    connection::start(
+                        stream,
+                        conn,
+                        true,
+                        expected_id,
+                        waiter,
+                        spawner.internal.clone(),
+                        &spawner.cancel,
+                        &spawner.tracker,
+                        &spawner.settings,
+                    )
+                    .await;
+                }
+                Ok(Err(e)) => {
+                    let error = Error::io(format!("cannot connect to {target}"), e);
+                    let _ = spawner
+                        .internal
+                        .send(Internal::DialFailed {
+                            expected_id,
+                            error,
+                            waiter,
+                        })
+                        .await;
+                }
+                Err(_) => {
+                    let error = Error::Timeout(timeout);
+                    let _ = spawner
+                        .internal
+                        .send(Internal::DialFailed {
+                            expected_id,
+                            error,
+                            waiter,
+                        })
+                        .await;
+                }
+            }
+        });
+    }
+
+    fn on_internal(&mut self, event: Internal, out: &mut Vec<Action>) {
+        let now = unix_now();
+        match event {
+            Internal::Opened {
+                conn,
+                outgoing,
+                remote,
+                expected_id,
+                handle,
+                waiter,
+            } => {
+                if let Some(w) = waiter {
+                    self.waiters.insert(conn, w);
+                }
+                self.conns.insert(conn, (handle, remote.clone(), outgoing));
+                self.state
+                    .on_open(now, conn, outgoing, remote, expected_id, out);
+            }
+            Internal::Frame { conn, frame } => self.state.on_frame(now, conn, frame, out),
+            Internal::Closed { conn, error } => {
+                if let Some(e) = error {
+                    self.state.close(now, conn, CloseReason::Protocol(e), out);
+                }
+                if let Some((handle, _, _)) = self.conns.remove(&conn) {
+                    handle.cancel.cancel();
+                }
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Err(Error::Closed("the peer closed the connection".into())));
+                }
+                self.state.on_closed(now, conn, out);
+            }
+            Internal::DialFailed {
+                expected_id,
+                error,
+                waiter,
+            } => {
+                tracing::debug!(%error, "dial failed");
+                self.state.on_dial_failed(expected_id.as_ref());
+                if let Some(w) = waiter {
+                    let _ = w.send(Err(error));
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, out: &mut Vec<Action>) {
+        let now = unix_now();
+        match command {
+            Command::Send {
+                flag,
+                msg_type,
+                packets,
+                done,
+            } => {
+                let r = self.state.send(now, flag, msg_type, packets, out);
+                let _ = done.send(r.map_err(Error::from));
+            }
+            Command::Whisper { to, packets, done } => {
+                let r = self.state.whisper(now, &to, packets, out);
+                let _ = done.send(r.map_err(Error::from));
+            }
+            Command::WhisperConn { conn, packets } => {
+                let peer = self
+                    .state
+                    .peers()
+                    .into_iter()
+                    .find(|p| p.conn == conn)
+                    .map(|p| p.id);
+                if let Some(peer) = peer {
+                    let _ = self.state.whisper(now, &peer, packets, out);
+                }
+            }
+            Command::Reply { to, packets, done } => {
+                let r = self
+                    .state
+                    .reply(now, &to, packets, out)
+                    .map_err(Error::from);
+                match done {
+                    Some(done) => {
+                        let _ = done.send(r);
+                    }
+                    None => {
+                        if let Err(e) = r {
+                            tracing::warn!(%e, "reply failed");
+                        }
+                    }
+                }
+            }
+            Command::Connect {
+                host,
+                port,
+                expected_id,
+                done,
+            } => {
+                if let Some(id) = &expected_id {
+                    if self.state.is_connected(id) {
+                        let _ = done.send(Err(Error::AlreadyConnected(id.to_string())));
+                        return;
+                    }
+                }
+                self.state
+                    .note_dialling(expected_id.as_ref(), (host.clone(), port));
+                self.dial(host, port, expected_id, Some(done));
+            }
+            Command::Disconnect { peer, done } => {
+                let _ = done.send(self.state.disconnect(now, &peer, out));
+            }
+            Command::RequestPeers => self.state.request_peers(now, out),
+            Command::Renegotiate {
+                peer,
+                methods,
+                done,
+            } => {
+                let r = self.state.renegotiate(now, &peer, &methods, out);
+                let _ = done.send(r.map_err(Error::from));
+            }
+            Command::RequestResend { peer, done } => {
+                let r = self.state.request_resend(now, &peer, out);
+                let _ = done.send(r.map_err(Error::from));
+            }
+            Command::RegisterHandler(h) => self.handlers.push(h),
+            Command::Snapshot(done) => {
+                let _ = done.send(Snapshot {
+                    peers: self.state.peers(),
+                    awaiting: self.state.awaiting_count(),
+                    errors: self.state.errors().map(str::to_owned).collect(),
+                    waterfall: self.state.waterfall_len(),
+                    pending_requests: self.state.pending_len(),
+                    slow_peers_dropped: self.slow_dropped,
+                    queue_dropped: self.queue_dropped,
+                });
+            }
+            Command::Close(_) => {}
+        }
+    }
+
+    fn carry_out(&mut self, out: &mut Vec<Action>) {
+        let mut i = 0;
+        // Actions may produce more actions (a slow peer's close); loop by index.
+        while i < out.len() {
+            let action = out[i].clone();
+            i += 1;
+            match action {
+                Action::Send { conn, frame } => {
+                    let full = match self.conns.get(&conn) {
+                        Some((handle, _, _)) => {
+                            matches!(handle.frames.try_send(frame), Err(TrySendError::Full(_)))
+                        }
+                        None => false,
+                    };
+                    if full {
+                        self.slow_dropped += 1;
+                        let mut more = Vec::new();
+                        self.state.close(
+                            unix_now(),
+                            conn,
+                            CloseReason::BadMessage("send queue full: peer too slow"),
+                            &mut more,
+                        );
+                        out.extend(more);
+                    }
+                }
+                Action::Close { conn, reason } => {
+                    if let Some((handle, _, _)) = self.conns.remove(&conn) {
+                        handle.cancel.cancel();
+                    }
+                    if let Some(w) = self.waiters.remove(&conn) {
+                        let ours = self.state.config().protocol.id().to_owned();
+                        let _ = w.send(Err(Error::from_close(&reason, &ours)));
+                    }
+                }
+                Action::Dial {
+                    host,
+                    port,
+                    expected_id,
+                } => self.dial(host, port, expected_id, None),
+                Action::Deliver(delivery) => self.deliver(delivery),
+                Action::Event(event) => self.on_event(event),
+            }
+        }
+        out.clear();
+    }
+
+    fn on_event(&mut self, event: MeshEvent) {
+        let public = match event {
+            MeshEvent::Connect => Event::Connect,
+            MeshEvent::PeerJoined { id, conn } => {
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Ok(id.clone()));
+                }
+                Event::PeerJoined(id)
+            }
+            MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
+            MeshEvent::Closing { conn, reason } => {
+                let remote = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.1.clone())
+                    .unwrap_or_default();
+                tracing::debug!(%remote, %reason, "closing connection");
+                Event::Rejected {
+                    remote,
+                    reason: reason.to_string(),
+                }
+            }
+        };
+        let _ = self.events.send(public);
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        let Delivery { message, id, conn } = delivery;
+        let (remote, outgoing) = self
+            .conns
+            .get(&conn)
+            .map(|c| (c.1.clone(), c.2))
+            .unwrap_or_default();
+        let peer = self
+            .state
+            .peers()
+            .into_iter()
+            .find(|p| p.conn == conn)
+            .map(|p| p.id);
+        let msg = Message {
+            inner: message,
+            id,
+            commands: self.commands_weak.clone(),
+        };
+        let connection = Connection {
+            conn,
+            peer,
+            remote,
+            outgoing,
+            commands: self.commands_weak.clone(),
+        };
+        for handler in &self.handlers {
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler(&msg, &connection)
+            }));
+            match handled {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(_) => tracing::error!("a message handler panicked"),
+            }
+        }
+        let queued = matches!(
+            msg.flag()
+                .as_u64()
+                .and_then(|v| u8::try_from(v).ok())
+                .and_then(SubFlag::from_u8),
+            Some(SubFlag::Broadcast | SubFlag::Whisper)
+        );
+        if !queued {
+            return;
+        }
+        {
+            let mut queue = self.inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.len() >= self.inbox.capacity {
+                queue.pop_front();
+                self.queue_dropped += 1;
+            }
+            queue.push_back(msg);
+        }
+        self.inbox.notify.notify_waiters();
+        self.inbox.notify.notify_one();
+        let _ = self.events.send(Event::Message);
+    }
+}

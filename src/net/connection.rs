@@ -1,0 +1,184 @@
+//! Per-connection tasks: a read loop that splits frames and hands them to
+//! the actor, and a write loop that drains a bounded queue with batched
+//! writes. Neither ever makes the actor wait.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::actor::Internal;
+use crate::protocol::mesh::ConnId;
+use crate::protocol::{CodecError, FrameDecoder, PeerId};
+
+/// What the actor keeps for each open connection.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Settings the connection tasks need.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnSettings {
+    pub(crate) max_frame_len: usize,
+    pub(crate) send_queue: usize,
+}
+
+/// Allocates connection ids.
+#[derive(Debug, Default)]
+pub(crate) struct ConnIds(AtomicU64);
+
+impl ConnIds {
+    pub(crate) fn next(&self) -> ConnId {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Starts the read and write loops of a fresh stream and tells the actor.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn start(
+    stream: TcpStream,
+    conn: ConnId,
+    outgoing: bool,
+    expected_id: Option<PeerId>,
+    waiter: Option<super::actor::ConnectWaiter>,
+    internal: mpsc::Sender<Internal>,
+    parent: &CancellationToken,
+    tracker: &TaskTracker,
+    settings: &ConnSettings,
+) {
+    let _ = stream.set_nodelay(true);
+    let remote = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Bytes>(settings.send_queue.max(1));
+    let cancel = parent.child_token();
+    let handle = ConnHandle {
+        frames: tx,
+        cancel: cancel.clone(),
+    };
+    // Opened goes first on the channel, so the actor knows the connection
+    // before any of its frames.
+    if internal
+        .send(Internal::Opened {
+            conn,
+            outgoing,
+            remote,
+            expected_id,
+            handle,
+            waiter,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracker.spawn(write_loop(writer, rx, cancel.clone()));
+    tracker.spawn(read_loop(
+        reader,
+        conn,
+        internal,
+        cancel,
+        settings.max_frame_len,
+    ));
+}
+
+async fn read_loop(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    conn: ConnId,
+    internal: mpsc::Sender<Internal>,
+    cancel: CancellationToken,
+    max_frame_len: usize,
+) {
+    let mut decoder = FrameDecoder::new(max_frame_len);
+    let error: Option<CodecError> = loop {
+        let read = tokio::select! {
+            _ = cancel.cancelled() => break None,
+            read = reader.read_buf(decoder.buffer_mut()) => read,
+        };
+        match read {
+            Ok(0) => break decoder.finish().err(),
+            Ok(_) => {}
+            Err(_) => break None,
+        }
+        let mut failed = None;
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    if internal
+                        .send(Internal::Frame { conn, frame })
+                        .await
+                        .is_err()
+                    {
+                        cancel.cancel();
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_some() {
+            break failed;
+        }
+        if cancel.is_cancelled() {
+            break None;
+        }
+    };
+    cancel.cancel();
+    let _ = internal.send(Internal::Closed { conn, error }).await;
+}
+
+async fn write_loop(
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    cancel: CancellationToken,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = rx.recv() => match next {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        if writer.write_all(&first).await.is_err() {
+            break;
+        }
+        // Batch whatever else is queued into the same write.
+        let mut ok = true;
+        while let Ok(frame) = rx.try_recv() {
+            if writer.write_all(&frame).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        if !ok || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    cancel.cancel();
+}
+
+/// Shared pieces the actor hands to tasks it spawns.
+#[derive(Clone, Debug)]
+pub(crate) struct Spawner {
+    pub(crate) internal: mpsc::Sender<Internal>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) settings: ConnSettings,
+    pub(crate) ids: Arc<ConnIds>,
+}

@@ -1,0 +1,682 @@
+//! [`MeshSocket`]: the cheap, cloneable handle to a running mesh node, and
+//! [`MeshBuilder`] to configure one.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::actor::{unix_now, Actor, Command, Handler, Inbox, Snapshot};
+use super::connection::{ConnIds, ConnSettings, Spawner};
+use super::error::Error;
+use super::message::{Connection, Event, Message};
+use crate::protocol::mesh::{MeshConfig, MeshState, PeerInfo};
+use crate::protocol::{
+    py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerId,
+    Protocol, SubFlag,
+};
+
+/// Configures and starts a [`MeshSocket`].
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rs2p::Error> {
+/// use rs2p::{MeshSocket, protocol::Protocol};
+/// let node = MeshSocket::builder()
+///     .protocol(Protocol::new("chat", "Plaintext"))
+///     .max_outgoing(8)
+///     .bind("127.0.0.1:0")
+///     .await?;
+/// assert_eq!(node.protocol().subnet(), "chat");
+/// node.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MeshBuilder {
+    config: MeshConfig,
+    out_addr: Option<(String, u16)>,
+    send_queue: usize,
+    recv_queue: usize,
+    dial_timeout: Duration,
+    handshake_timeout: Duration,
+}
+
+impl Default for MeshBuilder {
+    fn default() -> Self {
+        MeshBuilder {
+            config: MeshConfig::default(),
+            out_addr: None,
+            send_queue: 4096,
+            recv_queue: 65_536,
+            dial_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl MeshBuilder {
+    /// The subnet to join. Default `("mesh", "Plaintext")`.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = protocol;
+        self
+    }
+
+    /// The address advertised to peers. Default: the bound address (for
+    /// `0.0.0.0`, this host's address on its default route).
+    pub fn out_addr(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.out_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Outgoing connections that peer lists may fill. Default 4.
+    pub fn max_outgoing(mut self, n: usize) -> Self {
+        self.config.max_outgoing = n;
+        self
+    }
+
+    /// Compression methods offered, in order of preference. Default: all
+    /// five. An empty list means frames go uncompressed.
+    pub fn compression(mut self, methods: Vec<Compression>) -> Self {
+        self.config.compression = methods;
+        self
+    }
+
+    /// Frame size bounds (both directions).
+    pub fn limits(mut self, limits: CodecLimits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Frames queued per connection before the peer counts as too slow and
+    /// is disconnected. Default 4096.
+    pub fn send_queue(mut self, frames: usize) -> Self {
+        self.send_queue = frames;
+        self
+    }
+
+    /// Messages kept for [`MeshSocket::recv`]; the oldest is dropped past
+    /// this. Default 65,536.
+    pub fn recv_queue(mut self, messages: usize) -> Self {
+        self.recv_queue = messages;
+        self
+    }
+
+    /// How long [`MeshSocket::connect`] waits for the handshake. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Every protocol setting at once.
+    pub fn config(mut self, config: MeshConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Binds the listener and starts the node. Must be called inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::BadAddress`] if `addr` is not `HOST:PORT`; [`Error::Io`] if
+    /// it cannot be bound (in use, not local, no permission).
+    pub async fn bind(self, addr: &str) -> Result<MeshSocket, Error> {
+        let (host, port) = split_host_port(addr)?;
+        let listener = TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        let out_addr = self
+            .out_addr
+            .clone()
+            .unwrap_or_else(|| (reachable_ip(local.ip()).to_string(), local.port()));
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| {
+            Error::io(
+                "no randomness for the node id",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let id = PeerId::derive(
+            &py2p_addr_text(&out_addr.0, out_addr.1),
+            self.config.protocol.id(),
+            &uuid4_text(salt),
+        );
+        let protocol = self.config.protocol.clone();
+        let limits = self.config.limits;
+        let state = MeshState::new(id.clone(), out_addr.clone(), self.config);
+
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (internal_tx, internal_rx) = mpsc::channel(1024);
+        let (events, _) = broadcast::channel(1024);
+        let inbox = Arc::new(Inbox {
+            queue: Mutex::new(Default::default()),
+            notify: Notify::new(),
+            capacity: self.recv_queue.max(1),
+        });
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let actor = Actor {
+            state,
+            conns: HashMap::new(),
+            waiters: HashMap::new(),
+            handlers: Vec::new(),
+            inbox: inbox.clone(),
+            events: events.clone(),
+            commands_weak: cmd_tx.downgrade(),
+            spawner: Spawner {
+                internal: internal_tx,
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+                settings: ConnSettings {
+                    max_frame_len: limits.max_frame_len,
+                    send_queue: self.send_queue,
+                },
+                ids: Arc::new(ConnIds::default()),
+            },
+            dial_timeout: self.dial_timeout,
+            slow_dropped: 0,
+            queue_dropped: 0,
+        };
+        let done = CancellationToken::new();
+        let done_signal = done.clone();
+        tokio::spawn(async move {
+            actor.run(listener, cmd_rx, internal_rx).await;
+            done_signal.cancel();
+        });
+        tracing::info!(id = %id.short(12), %local, "mesh node listening");
+        Ok(MeshSocket {
+            shared: Arc::new(Shared {
+                commands: cmd_tx,
+                id,
+                local,
+                out_addr,
+                protocol,
+                inbox,
+                events,
+                cancel,
+                done,
+                handshake_timeout: self.handshake_timeout,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    commands: mpsc::UnboundedSender<Command>,
+    id: PeerId,
+    local: SocketAddr,
+    out_addr: (String, u16),
+    protocol: Protocol,
+    inbox: Arc<Inbox>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+    done: CancellationToken,
+    handshake_timeout: Duration,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: stop the node.
+        self.cancel.cancel();
+    }
+}
+
+/// A handle to a running mesh node. Cheap to clone; dropping the last clone
+/// shuts the node down.
+///
+/// # Examples
+/// Two nodes, one broadcast:
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rs2p::Error> {
+/// use rs2p::{packets, MeshSocket};
+/// let a = MeshSocket::bind("127.0.0.1:0").await?;
+/// let b = MeshSocket::bind("127.0.0.1:0").await?;
+/// b.connect("127.0.0.1", a.addr().port(), None).await?;
+/// b.send(packets!["hello", 42]).await?;
+/// let msg = a.next_message().await?;
+/// assert_eq!(msg.packets()[0].as_str(), Some("hello"));
+/// assert_eq!(msg.sender(), b.id());
+/// # a.close().await; b.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MeshSocket {
+    shared: Arc<Shared>,
+}
+
+impl MeshSocket {
+    /// Starts a node with default settings on `addr` (`HOST:PORT`; port 0
+    /// picks a free one).
+    ///
+    /// # Errors
+    /// As [`MeshBuilder::bind`].
+    pub async fn bind(addr: &str) -> Result<MeshSocket, Error> {
+        MeshBuilder::default().bind(addr).await
+    }
+
+    /// A builder for a node with non-default settings.
+    pub fn builder() -> MeshBuilder {
+        MeshBuilder::default()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &PeerId {
+        &self.shared.id
+    }
+
+    /// The address the listener is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// The address advertised to peers.
+    pub fn out_addr(&self) -> (&str, u16) {
+        (&self.shared.out_addr.0, self.shared.out_addr.1)
+    }
+
+    /// The subnet.
+    pub fn protocol(&self) -> &Protocol {
+        &self.shared.protocol
+    }
+
+    fn command(&self, command: Command) -> Result<(), Error> {
+        self.shared
+            .commands
+            .send(command)
+            .map_err(|_| Error::Shutdown)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.command(make(tx))?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Connects to the node at `host:port` and waits for its handshake.
+    /// Returns the peer's id. Peers it tells us about are dialled as well,
+    /// up to `max_outgoing`.
+    ///
+    /// Cancel safety: dropping the future leaves the dial running; the peer
+    /// still joins if it answers.
+    ///
+    /// # Errors
+    /// [`Error::SelfConnection`] for our own address or id;
+    /// [`Error::AlreadyConnected`] if `expected_id` is already a peer;
+    /// [`Error::Io`] if the dial fails; [`Error::SubnetMismatch`] if the
+    /// peer is on another subnet; [`Error::Timeout`] without a handshake.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let a = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let id = b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(&id, a.id());
+    /// assert!(matches!(a.connect("127.0.0.1", a.addr().port(), None).await,
+    ///     Err(rs2p::Error::SelfConnection)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        expected_id: Option<PeerId>,
+    ) -> Result<PeerId, Error> {
+        if expected_id.as_ref() == Some(&self.shared.id) || self.is_own_address(host, port).await {
+            return Err(Error::SelfConnection);
+        }
+        let timeout = self.shared.handshake_timeout;
+        let fut = self.ask(|done| Command::Connect {
+            host: host.to_owned(),
+            port,
+            expected_id,
+            done,
+        });
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r?,
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// Connects to `HOST:PORT` given as one string.
+    ///
+    /// # Errors
+    /// [`Error::BadAddress`], then those of [`connect`](Self::connect).
+    pub async fn connect_addr(&self, addr: &str) -> Result<PeerId, Error> {
+        let (host, port) = split_host_port(addr)?;
+        self.connect(&host, port, None).await
+    }
+
+    async fn is_own_address(&self, host: &str, port: u16) -> bool {
+        let (out_host, out_port) = self.out_addr();
+        if host == out_host && port == out_port {
+            return true;
+        }
+        let local = self.shared.local;
+        if port != local.port() {
+            return false;
+        }
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(mut addrs) => addrs.any(|a| {
+                a.ip() == local.ip()
+                    || local.ip().is_unspecified()
+                    || (a.ip().is_loopback() && local.ip().is_loopback())
+            }),
+            Err(_) => false,
+        }
+    }
+
+    /// Broadcasts `packets` to every node of the mesh. Returns the message id.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the message exceeds the frame limit;
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn send(&self, packets: Vec<Packet>) -> Result<MessageId, Error> {
+        self.send_with(
+            packets,
+            SubFlag::Broadcast.as_u8().into(),
+            MainFlag::Broadcast,
+        )
+        .await
+    }
+
+    /// Sends with an explicit sub-flag (packet 0) and main flag, as the
+    /// references' `send(packets, flag, type)`. `msg_type` must be
+    /// `Broadcast` (flood the mesh) or `Whisper` (direct peers only).
+    ///
+    /// # Errors
+    /// [`Error::Send`] with [`SendError::ReservedType`](crate::protocol::mesh::SendError::ReservedType)
+    /// for other main flags; otherwise as [`send`](Self::send).
+    pub async fn send_with(
+        &self,
+        packets: Vec<Packet>,
+        flag: Packet,
+        msg_type: MainFlag,
+    ) -> Result<MessageId, Error> {
+        self.ask(|done| Command::Send {
+            flag,
+            msg_type,
+            packets,
+            done,
+        })
+        .await?
+    }
+
+    /// Sends `packets` directly to one connected peer.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the peer is not connected.
+    pub async fn whisper(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<MessageId, Error> {
+        self.ask(|done| Command::Whisper {
+            to: peer.clone(),
+            packets,
+            done,
+        })
+        .await?
+    }
+
+    /// Replies to a node by id, as [`Message::reply`] does: directly if
+    /// connected, otherwise through a route request.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if too many replies are waiting for routes.
+    pub async fn reply_to(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<(), Error> {
+        self.ask(|done| Command::Reply {
+            to: peer.clone(),
+            packets,
+            done: Some(done),
+        })
+        .await?
+    }
+
+    /// Takes the oldest queued message, if any.
+    pub fn recv(&self) -> Option<Message> {
+        self.shared
+            .inbox
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    /// Takes up to `n` queued messages, oldest first.
+    pub fn recv_many(&self, n: usize) -> Vec<Message> {
+        let mut queue = self
+            .shared
+            .inbox
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let take = n.min(queue.len());
+        queue.drain(..take).collect()
+    }
+
+    /// Waits for the next queued message.
+    ///
+    /// Cancel safety: cancel-safe; no message is lost if the future is dropped.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the node has stopped and the queue is empty.
+    pub async fn next_message(&self) -> Result<Message, Error> {
+        loop {
+            let notified = self.shared.inbox.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(m) = self.recv() {
+                return Ok(m);
+            }
+            if self.shared.done.is_cancelled() {
+                return Err(Error::Shutdown);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.shared.done.cancelled() => {}
+            }
+        }
+    }
+
+    /// A subscription to this node's events. Each subscriber sees every
+    /// event raised after it subscribed; a subscriber that falls more than
+    /// 1,024 events behind gets `RecvError::Lagged`.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Adds a message handler. Handlers run on the node's task, in
+    /// registration order, after the protocol's own; the first to return
+    /// `true` handles the message, which then is not queued. Handlers must
+    /// not block.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// node.register_handler(|msg, _conn| {
+    ///     // Answer pings, let everything else through to recv().
+    ///     if msg.packets().first().and_then(|p| p.as_str()) == Some("ping") {
+    ///         let _ = msg.reply(rs2p::packets!["pong"]);
+    ///         return true;
+    ///     }
+    ///     false
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_handler<F>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(&Message, &Connection) -> bool + Send + Sync + 'static,
+    {
+        let handler: Handler = Arc::new(handler);
+        self.command(Command::RegisterHandler(handler))
+    }
+
+    /// A snapshot of the node's state.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.ask(Command::Snapshot).await
+    }
+
+    /// The routing table: every peer that completed its handshake.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn routing_table(&self) -> Result<Vec<PeerInfo>, Error> {
+        Ok(self.snapshot().await?.peers)
+    }
+
+    /// Connections waiting for their handshake.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn awaiting_ids(&self) -> Result<usize, Error> {
+        Ok(self.snapshot().await?.awaiting)
+    }
+
+    /// Ids of the peers this node dialled.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn outgoing(&self) -> Result<Vec<PeerId>, Error> {
+        Ok(self
+            .routing_table()
+            .await?
+            .into_iter()
+            .filter(|p| p.outgoing)
+            .map(|p| p.id)
+            .collect())
+    }
+
+    /// Ids of the peers that dialled this node.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn incoming(&self) -> Result<Vec<PeerId>, Error> {
+        Ok(self
+            .routing_table()
+            .await?
+            .into_iter()
+            .filter(|p| !p.outgoing)
+            .map(|p| p.id)
+            .collect())
+    }
+
+    /// Closes the connection to a peer. Returns whether it was connected.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn disconnect(&self, peer: &PeerId) -> Result<bool, Error> {
+        self.ask(|done| Command::Disconnect {
+            peer: peer.clone(),
+            done,
+        })
+        .await
+    }
+
+    /// Asks every peer for its peer list; new peers are dialled up to
+    /// `max_outgoing`.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub fn request_peers(&self) -> Result<(), Error> {
+        self.command(Command::RequestPeers)
+    }
+
+    /// Asks a peer to switch to these compression methods.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the peer is not connected.
+    pub async fn renegotiate(&self, peer: &PeerId, methods: Vec<Compression>) -> Result<(), Error> {
+        self.ask(|done| Command::Renegotiate {
+            peer: peer.clone(),
+            methods,
+            done,
+        })
+        .await?
+    }
+
+    /// Asks a peer to re-send the last message it sent on our connection.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the peer is not connected.
+    pub async fn request_resend(&self, peer: &PeerId) -> Result<(), Error> {
+        self.ask(|done| Command::RequestResend {
+            peer: peer.clone(),
+            done,
+        })
+        .await?
+    }
+
+    /// The errors recorded recently; empty means nominal.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    pub async fn status(&self) -> Result<Vec<String>, Error> {
+        Ok(self.snapshot().await?.errors)
+    }
+
+    /// Unix time now, in seconds, as the node stamps messages.
+    pub fn now(&self) -> u64 {
+        unix_now()
+    }
+
+    /// Shuts the node down: closes every connection and the listener and
+    /// waits until every task has ended. Other handles see
+    /// [`Error::Shutdown`] afterwards.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.command(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.shared.cancel.cancel();
+        self.shared.done.cancelled().await;
+    }
+}
+
+/// Splits `HOST:PORT` (IPv6 as `[::1]:PORT`).
+///
+/// # Errors
+/// [`Error::BadAddress`] when it is not of that form.
+pub fn split_host_port(addr: &str) -> Result<(String, u16), Error> {
+    let bad = || Error::BadAddress(addr.to_owned());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok((host.to_owned(), port))
+}
+
+/// For a wildcard bind, the address of the default route's interface (found
+/// by a UDP `connect`, which sends nothing); loopback if there is none.
+fn reachable_ip(bound: IpAddr) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        // TEST-NET-1: nothing is sent; the kernel only picks a route.
+        s.connect("192.0.2.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
