@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod py2p;
+
 use std::path::PathBuf;
 
 /// The shared folder beside the checkout (`../shared`), or `RS2P_SHARED`.

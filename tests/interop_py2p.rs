@@ -1,0 +1,267 @@
+//! Interop with the real py2p 0.7.878 (from PyPI), each py2p node in its own
+//! process, over real loopback sockets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::py2p::Py2pNode;
+use rs2p::protocol::{Compression, Protocol};
+use rs2p::{packets, Error, MeshSocket, Message, Packet, PeerId};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn rs_node(subnet: &str, max_outgoing: usize) -> MeshSocket {
+    MeshSocket::builder()
+        .protocol(Protocol::new(subnet, "Plaintext"))
+        .max_outgoing(max_outgoing)
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+async fn next(node: &MeshSocket, what: &str) -> Message {
+    match tokio::time::timeout(WAIT, node.next_message()).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => panic!("{what}: {e}"),
+        Err(_) => panic!("{what}: timed out"),
+    }
+}
+
+/// Waits until `node`'s routing table holds `id`.
+async fn wait_peer(node: &MeshSocket, id: &str) {
+    let target = PeerId::from(id);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if node
+                .routing_table()
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.id == target)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never joined", id));
+}
+
+fn text_of(v: &Value) -> String {
+    v["packets"][0].as_str().unwrap_or_default().to_owned()
+}
+
+/// py2p–rs2p–py2p–rs2p in a line: every broadcast reaches every other node
+/// exactly once, whoever relays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_line_delivers_every_broadcast_once() {
+    let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
+    let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
+    let r1 = rs_node("mesh", 0).await;
+    let r2 = rs_node("mesh", 0).await;
+    let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
+    assert_eq!(got.to_string(), p1.id);
+    p2.connect(r1.addr().port());
+    wait_peer(&r1, &p2.id).await;
+    let got = r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
+    assert_eq!(got.to_string(), p2.id);
+    wait_peer(&r2, &p2.id).await;
+    // The line holds: py2p nodes have exactly their two (or one) neighbours.
+    assert_eq!(p1.peers(), vec![r1.id().to_string()]);
+    assert_eq!(p2.peers().len(), 2);
+
+    p1.send(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
+    p2.send(json!(["from-P2"]));
+    r1.send(packets![
+        "from-R1",
+        Packet::bin(&b"\x01\x02"[..]),
+        1u64 << 40
+    ])
+    .await
+    .unwrap();
+    r2.send(packets!["from-R2", true, Packet::Nil])
+        .await
+        .unwrap();
+
+    let all = ["from-P1", "from-P2", "from-R1", "from-R2"];
+    for (node, me) in [(&r1, "from-R1"), (&r2, "from-R2")] {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        while seen.len() < 3 {
+            let m = next(node, me).await;
+            let text = m.packets()[0].as_str().unwrap().to_owned();
+            if text == "from-P1" {
+                assert_eq!(m.packets()[1], Packet::bin(vec![0, 0xff, 0x10]));
+                assert_eq!(m.packets()[2].as_i64(), Some(-7));
+                assert_eq!(m.sender().to_string(), p1.id);
+            }
+            *seen.entry(text).or_default() += 1;
+        }
+        assert!(!seen.contains_key(me), "{me} saw its own broadcast");
+        for other in all.iter().filter(|t| **t != me) {
+            assert_eq!(seen.get(*other), Some(&1), "{me} got {other}: {seen:?}");
+        }
+    }
+    for (node, me) in [(&mut p1, "from-P1"), (&mut p2, "from-P2")] {
+        for other in all.iter().filter(|t| **t != me) {
+            let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == *other);
+            assert_eq!(m["kind"], "broadcast");
+        }
+    }
+    // Nothing arrives twice: no duplicates after a settle window.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        r1.recv().is_none() && r2.recv().is_none(),
+        "duplicate at an rs2p node"
+    );
+    for node in [&mut p1, &mut p2] {
+        let extra = node.messages_within(Duration::from_millis(500));
+        assert!(extra.is_empty(), "{} got duplicates: {extra:?}", node.name);
+    }
+    // The typed packets from rs2p arrived as py2p values.
+    r1.close().await;
+    r2.close().await;
+}
+
+/// Whisper and reply in both directions, direct and routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_and_reply_both_ways() {
+    // P1 – R1 – P2 – R2, a line again.
+    let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
+    let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
+    let r1 = rs_node("mesh", 0).await;
+    let r2 = rs_node("mesh", 0).await;
+    r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
+    p2.connect(r1.addr().port());
+    wait_peer(&r1, &p2.id).await;
+    r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
+
+    // rs2p → py2p whisper, py2p → rs2p whisper.
+    r1.whisper(&PeerId::from(p1.id.as_str()), packets!["psst", 1])
+        .await
+        .unwrap();
+    let m = p1.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "psst");
+    assert_eq!(m["kind"], "whisper");
+    assert_eq!(m["sender"], r1.id().to_string());
+    p1.command(json!({"op": "whisper", "to": r1.id().to_string(), "packets": ["psst-back"]}));
+    let m = next(&r1, "whisper from P1").await;
+    assert_eq!(m.packets()[0].as_str(), Some("psst-back"));
+    assert_eq!(m.kind(), rs2p::MessageKind::Whisper);
+
+    // py2p replies (directly) to an rs2p broadcast.
+    r1.send(packets!["question"]).await.unwrap();
+    let q = p1.wait_for(WAIT, |v| {
+        v["event"] == "message" && text_of(v) == "question"
+    });
+    p1.command(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
+    // R2 also gets the broadcast; drain it.
+    let _ = next(&r2, "question at R2").await;
+    let m = next(&r1, "py2p reply").await;
+    assert_eq!(m.packets()[0].as_str(), Some("answer"));
+    assert_eq!(m.kind(), rs2p::MessageKind::Whisper);
+
+    // rs2p replies directly to a py2p broadcast.
+    p1.send(json!(["hello from P1"]));
+    let m = next(&r1, "P1 broadcast at R1").await;
+    m.reply(packets!["direct reply"]).unwrap();
+    let r = p1.wait_for(WAIT, |v| {
+        v["event"] == "message" && text_of(v) == "direct reply"
+    });
+    assert_eq!(r["kind"], "whisper");
+
+    // rs2p replies to P1 from R2, which is not connected to it: a route
+    // request crosses P2 (py2p relays it) and R1 answers with P1's address.
+    let m = next(&r2, "P1 broadcast at R2").await;
+    assert_eq!(m.packets()[0].as_str(), Some("hello from P1"));
+    m.reply(packets!["routed reply"]).unwrap();
+    let r = p1.wait_for(WAIT, |v| {
+        v["event"] == "message" && text_of(v) == "routed reply"
+    });
+    assert_eq!(r["kind"], "whisper");
+    assert_eq!(r["sender"], r2.id().to_string());
+
+    // R1 replies to R2 (not connected): py2p node P2 answers the route request.
+    r2.send(packets!["from R2"]).await.unwrap();
+    let m = loop {
+        let m = next(&r1, "R2 broadcast at R1").await;
+        if m.packets()[0].as_str() == Some("from R2") {
+            break m;
+        }
+    };
+    m.reply(packets!["via py2p route"]).unwrap();
+    let got = loop {
+        let m = next(&r2, "routed reply at R2").await;
+        if m.packets()[0].as_str() == Some("via py2p route") {
+            break m;
+        }
+    };
+    assert_eq!(got.sender(), r1.id());
+    assert_eq!(got.kind(), rs2p::MessageKind::Whisper);
+    r1.close().await;
+    r2.close().await;
+}
+
+/// A node on another subnet is refused, whichever side dials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_mismatch_is_refused_both_ways() {
+    let mut p = Py2pNode::start("P", "other", None, None);
+    let r = rs_node("mesh", 4).await;
+    match r.connect("127.0.0.1", p.port, None).await {
+        Err(Error::SubnetMismatch { ours, theirs }) => {
+            assert_eq!(ours, Protocol::new("mesh", "Plaintext").id());
+            assert_eq!(theirs, Protocol::new("other", "Plaintext").id());
+        }
+        other => panic!("expected a subnet mismatch, got {other:?}"),
+    }
+    let mut events = r.events();
+    p.connect(r.addr().port());
+    let reason = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(rs2p::Event::Rejected { reason, .. }) = events.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("rejection event");
+    assert!(reason.contains("subnet"), "{reason}");
+    assert!(r.routing_table().await.unwrap().is_empty());
+    assert!(p.peers().is_empty());
+    r.close().await;
+}
+
+/// Each compression method in turn, py2p restricted to it, with payloads
+/// that really compress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_method_interoperates() {
+    let big = "abcdefgh".repeat(2000);
+    for method in Compression::ALL {
+        let name = method.name();
+        let mut p = Py2pNode::start(name, "mesh", Some(&[method.as_u8()]), None);
+        let r = rs_node("mesh", 4).await;
+        r.connect("127.0.0.1", p.port, None).await.expect("connect");
+        let table = r.routing_table().await.unwrap();
+        assert_eq!(table[0].compression, vec![method], "{name}");
+        r.send(packets![format!("rs-{name}"), big.clone()])
+            .await
+            .unwrap();
+        let m = p.wait_for(WAIT, |v| {
+            v["event"] == "message" && text_of(v) == format!("rs-{name}")
+        });
+        assert_eq!(
+            m["packets"][1].as_str().map(str::len),
+            Some(big.len()),
+            "{name}"
+        );
+        p.send(json!([format!("py-{name}"), big]));
+        let m = next(&r, name).await;
+        assert_eq!(m.packets()[0].as_str(), Some(format!("py-{name}").as_str()));
+        assert_eq!(m.packets()[1].as_str(), Some(big.as_str()));
+        let stats = r.snapshot().await.unwrap();
+        assert!(stats.errors.is_empty(), "{name}: {:?}", stats.errors);
+        r.close().await;
+    }
+}
