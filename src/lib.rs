@@ -10,6 +10,7 @@
 //!   compression, frames, and the mesh state machine ([`protocol::mesh`]).
 //! - [`net`]: the tokio side: [`MeshSocket`], its listener, connections and
 //!   the actor that drives the state machine.
+//! - [`transport`]: how frames travel (TCP, and the transport trait).
 //!
 //! # Examples
 //! Encode a broadcast as py2p would, and read it back:
@@ -30,6 +31,7 @@
 
 pub mod net;
 pub mod protocol;
+pub mod transport;
 
 pub use net::{Connection, Error, Event, MeshBuilder, MeshSocket, Message, MessageKind};
 pub use protocol::{Packet, PeerId, Protocol};

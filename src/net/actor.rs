@@ -205,14 +205,32 @@ impl Actor {
 
     fn adopt_stream(
         &self,
-        stream: TcpStream,
+        tcp: TcpStream,
         outgoing: bool,
         expected_id: Option<PeerId>,
         waiter: Option<ConnectWaiter>,
     ) {
         let spawner = self.spawner.clone();
-        let conn = spawner.ids.next();
+        let timeout = self.dial_timeout;
         self.spawner.tracker.spawn(async move {
+            // The transport's own handshake (TLS, WebSocket) runs here, off
+            // the actor, and is bounded in time.
+            let accepted = tokio::select! {
+                _ = spawner.cancel.cancelled() => return,
+                r = tokio::time::timeout(timeout, spawner.transport.accept(tcp)) => r,
+            };
+            let stream = match accepted {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%e, "transport handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("transport handshake timed out");
+                    return;
+                }
+            };
+            let conn = spawner.ids.next();
             connection::start(
                 stream,
                 conn,
@@ -241,7 +259,7 @@ impl Actor {
             let target = format!("{host}:{port}");
             let result = tokio::select! {
                 _ = spawner.cancel.cancelled() => return,
-                r = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port))) => r,
+                r = tokio::time::timeout(timeout, spawner.transport.connect(&host, port)) => r,
             };
             match result {
                 Ok(Ok(stream)) => {

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::actor::Internal;
 use crate::protocol::mesh::ConnId;
 use crate::protocol::{CodecError, FrameDecoder, PeerId};
+use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
 
 /// What the actor keeps for each open connection.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl ConnIds {
 /// Starts the read and write loops of a fresh stream and tells the actor.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
-    stream: TcpStream,
+    stream: Stream,
     conn: ConnId,
     outgoing: bool,
     expected_id: Option<PeerId>,
@@ -53,12 +53,11 @@ pub(crate) async fn start(
     tracker: &TaskTracker,
     settings: &ConnSettings,
 ) {
-    let _ = stream.set_nodelay(true);
-    let remote = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let (reader, writer) = stream.into_split();
+    let Stream {
+        reader,
+        writer,
+        remote,
+    } = stream;
     let (tx, rx) = mpsc::channel::<Bytes>(settings.send_queue.max(1));
     let cancel = parent.child_token();
     let handle = ConnHandle {
@@ -92,7 +91,7 @@ pub(crate) async fn start(
 }
 
 async fn read_loop(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut reader: ByteReader,
     conn: ConnId,
     internal: mpsc::Sender<Internal>,
     cancel: CancellationToken,
@@ -140,12 +139,15 @@ async fn read_loop(
     let _ = internal.send(Internal::Closed { conn, error }).await;
 }
 
+/// Most frames gathered into one write.
+const MAX_BATCH: usize = 256;
+
 async fn write_loop(
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    mut writer: Box<dyn FrameWriter>,
     mut rx: mpsc::Receiver<Bytes>,
     cancel: CancellationToken,
 ) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -154,22 +156,24 @@ async fn write_loop(
                 None => break,
             },
         };
-        if writer.write_all(&first).await.is_err() {
-            break;
-        }
+        batch.push(first);
         // Batch whatever else is queued into the same write.
-        let mut ok = true;
-        while let Ok(frame) = rx.try_recv() {
-            if writer.write_all(&frame).await.is_err() {
-                ok = false;
-                break;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
             }
         }
-        if !ok || writer.flush().await.is_err() {
+        let written = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = writer.write_frames(&batch) => r,
+        };
+        batch.clear();
+        if written.is_err() {
             break;
         }
     }
-    let _ = writer.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
     cancel.cancel();
 }
 
@@ -181,4 +185,5 @@ pub(crate) struct Spawner {
     pub(crate) tracker: TaskTracker,
     pub(crate) settings: ConnSettings,
     pub(crate) ids: Arc<ConnIds>,
+    pub(crate) transport: Arc<dyn Transport>,
 }

@@ -20,6 +20,7 @@ use crate::protocol::{
     py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerId,
     Protocol, SubFlag,
 };
+use crate::transport::{Plaintext, Transport};
 
 /// Configures and starts a [`MeshSocket`].
 ///
@@ -45,6 +46,7 @@ pub struct MeshBuilder {
     recv_queue: usize,
     dial_timeout: Duration,
     handshake_timeout: Duration,
+    transport: Arc<dyn Transport>,
 }
 
 impl Default for MeshBuilder {
@@ -56,6 +58,7 @@ impl Default for MeshBuilder {
             recv_queue: 65_536,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            transport: Arc::new(Plaintext),
         }
     }
 }
@@ -110,6 +113,13 @@ impl MeshBuilder {
     /// How long [`MeshSocket::connect`] waits for the handshake. Default 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The transport frames travel on. Default [`Plaintext`] (TCP). The
+    /// protocol's `encryption` field should name the same transport.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -180,6 +190,7 @@ impl MeshBuilder {
                     send_queue: self.send_queue,
                 },
                 ids: Arc::new(ConnIds::default()),
+                transport: self.transport.clone(),
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
