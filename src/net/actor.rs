@@ -5,6 +5,7 @@
 //! disconnected.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,6 +92,14 @@ pub struct Snapshot {
     pub slow_peers_dropped: u64,
     /// Messages dropped from a full receive queue.
     pub queue_dropped: u64,
+    /// Incoming connections refused because a connection limit was reached.
+    pub refused: u64,
+    /// Open connections (handshaken or not).
+    pub connections: usize,
+    /// Addresses remembered for reconnecting.
+    pub known_addresses: usize,
+    /// Dials started by peer lists, reconnects and route responses.
+    pub dials_started: u64,
 }
 
 /// Events from connection and dial tasks to the actor.
@@ -138,6 +147,32 @@ pub(crate) struct Actor {
     pub(crate) dial_timeout: Duration,
     pub(crate) slow_dropped: u64,
     pub(crate) queue_dropped: u64,
+    pub(crate) limits: NodeLimits,
+    pub(crate) accepting: Arc<AtomicUsize>,
+    pub(crate) refused: u64,
+}
+
+/// Limits the actor enforces on connections.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) max_awaiting: usize,
+    pub(crate) keepalive: Option<Duration>,
+}
+
+/// Decrements a counter when dropped.
+struct CountGuard(Arc<AtomicUsize>);
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -154,8 +189,11 @@ impl Actor {
         mut internal: mpsc::Receiver<Internal>,
     ) {
         let cancel = self.spawner.cancel.clone();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut keepalive =
+            tokio::time::interval(self.limits.keepalive.unwrap_or(Duration::from_secs(3600)));
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
@@ -176,11 +214,24 @@ impl Actor {
                     None => break,
                 },
                 accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        self.adopt_stream(stream, false, None, None);
+                    if let Ok((stream, remote)) = accepted {
+                        let accepting = self.accepting.load(Ordering::Relaxed);
+                        if self.conns.len() + accepting >= self.limits.max_connections
+                            || self.state.awaiting_count() + accepting >= self.limits.max_awaiting
+                        {
+                            // Over a limit: refuse at once, before any work.
+                            self.refused += 1;
+                            tracing::debug!(%remote, "connection refused: limit reached");
+                            drop(stream);
+                        } else {
+                            self.adopt_stream(stream, false, None, None);
+                        }
                     }
                 }
-                _ = tick.tick() => self.state.on_tick(unix_now()),
+                _ = keepalive.tick(), if self.limits.keepalive.is_some() => {
+                    self.state.keepalive(unix_now(), &mut out);
+                }
+                _ = tick.tick() => self.state.on_tick(unix_now_ms(), &mut out),
             }
             self.carry_out(&mut out);
         }
@@ -212,7 +263,11 @@ impl Actor {
     ) {
         let spawner = self.spawner.clone();
         let timeout = self.dial_timeout;
+        let accepting = self.accepting.clone();
+        accepting.fetch_add(1, Ordering::Relaxed);
         self.spawner.tracker.spawn(async move {
+            // Counts as accepting until the actor knows the connection.
+            let _guard = CountGuard(accepting);
             // The transport's own handshake (TLS, WebSocket) runs here, off
             // the actor, and is bounded in time.
             let accepted = tokio::select! {
@@ -340,7 +395,7 @@ impl Actor {
                 waiter,
             } => {
                 tracing::debug!(%error, "dial failed");
-                self.state.on_dial_failed(expected_id.as_ref());
+                self.state.on_dial_failed(now, expected_id.as_ref());
                 if let Some(w) = waiter {
                     let _ = w.send(Err(error));
                 }
@@ -433,6 +488,10 @@ impl Actor {
                     pending_requests: self.state.pending_len(),
                     slow_peers_dropped: self.slow_dropped,
                     queue_dropped: self.queue_dropped,
+                    refused: self.refused,
+                    connections: self.conns.len(),
+                    known_addresses: self.state.known_addresses(),
+                    dials_started: self.state.dials_started(),
                 });
             }
             Command::Close(_) => {}
@@ -456,12 +515,8 @@ impl Actor {
                     if full {
                         self.slow_dropped += 1;
                         let mut more = Vec::new();
-                        self.state.close(
-                            unix_now(),
-                            conn,
-                            CloseReason::BadMessage("send queue full: peer too slow"),
-                            &mut more,
-                        );
+                        self.state
+                            .close(unix_now(), conn, CloseReason::TooSlow, &mut more);
                         out.extend(more);
                     }
                 }

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -28,6 +29,10 @@ pub(crate) struct ConnHandle {
 pub(crate) struct ConnSettings {
     pub(crate) max_frame_len: usize,
     pub(crate) send_queue: usize,
+    /// A connection part-way through a frame for this long is closed.
+    pub(crate) stall_timeout: Duration,
+    /// A connection silent for this long is closed.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// Allocates connection ids.
@@ -81,13 +86,7 @@ pub(crate) async fn start(
         return;
     }
     tracker.spawn(write_loop(writer, rx, cancel.clone()));
-    tracker.spawn(read_loop(
-        reader,
-        conn,
-        internal,
-        cancel,
-        settings.max_frame_len,
-    ));
+    tracker.spawn(read_loop(reader, conn, internal, cancel, settings.clone()));
 }
 
 async fn read_loop(
@@ -95,18 +94,28 @@ async fn read_loop(
     conn: ConnId,
     internal: mpsc::Sender<Internal>,
     cancel: CancellationToken,
-    max_frame_len: usize,
+    settings: ConnSettings,
 ) {
-    let mut decoder = FrameDecoder::new(max_frame_len);
+    let mut decoder = FrameDecoder::new(settings.max_frame_len);
     let error: Option<CodecError> = loop {
+        // Mid-frame, the stall timeout applies; between frames, the idle one.
+        let limit = if decoder.buffered() > 0 {
+            Some(settings.stall_timeout)
+        } else {
+            settings.idle_timeout
+        };
         let read = tokio::select! {
             _ = cancel.cancelled() => break None,
-            read = reader.read_buf(decoder.buffer_mut()) => read,
+            read = read_within(&mut reader, &mut decoder, limit) => read,
         };
         match read {
-            Ok(0) => break decoder.finish().err(),
-            Ok(_) => {}
-            Err(_) => break None,
+            Some(Ok(0)) => break decoder.finish().err(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => break None,
+            None => {
+                tracing::debug!(conn, "connection stalled or idle: closing");
+                break None;
+            }
         }
         let mut failed = None;
         loop {
@@ -137,6 +146,19 @@ async fn read_loop(
     };
     cancel.cancel();
     let _ = internal.send(Internal::Closed { conn, error }).await;
+}
+
+/// One read into the decoder's buffer; `None` if `limit` passed first.
+async fn read_within(
+    reader: &mut ByteReader,
+    decoder: &mut FrameDecoder,
+    limit: Option<Duration>,
+) -> Option<std::io::Result<usize>> {
+    let read = reader.read_buf(decoder.buffer_mut());
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, read).await.ok(),
+        None => Some(read.await),
+    }
 }
 
 /// Most frames gathered into one write.

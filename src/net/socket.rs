@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::actor::{unix_now, Actor, Command, Handler, Inbox, Snapshot};
+use super::actor::{unix_now, Actor, Command, Handler, Inbox, NodeLimits, Snapshot};
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
@@ -47,6 +48,11 @@ pub struct MeshBuilder {
     dial_timeout: Duration,
     handshake_timeout: Duration,
     transport: Arc<dyn Transport>,
+    max_connections: usize,
+    max_awaiting: usize,
+    stall_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    keepalive: Option<Duration>,
 }
 
 impl Default for MeshBuilder {
@@ -59,6 +65,11 @@ impl Default for MeshBuilder {
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             transport: Arc::new(Plaintext),
+            max_connections: 512,
+            max_awaiting: 64,
+            stall_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            keepalive: None,
         }
     }
 }
@@ -110,9 +121,55 @@ impl MeshBuilder {
         self
     }
 
-    /// How long [`MeshSocket::connect`] waits for the handshake. Default 10 s.
+    /// How long a new connection may go without the peer's handshake
+    /// before it is closed, and how long [`MeshSocket::connect`] waits for
+    /// it. Default 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self.config.handshake_timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+
+    /// Most open connections; further incoming ones are refused at once.
+    /// Default 512.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Most connections waiting for their handshake; further incoming ones
+    /// are refused at once. Default 64.
+    pub fn max_awaiting(mut self, n: usize) -> Self {
+        self.max_awaiting = n;
+        self
+    }
+
+    /// A connection that stays part-way through a frame this long is
+    /// closed. Default 60 s, as the references.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// A connection that sends nothing for this long is closed. Default:
+    /// none. Pair it with [`keepalive`](Self::keepalive) on every node.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sends a keep-alive message to every peer at this interval (peers,
+    /// py2p included, ignore it). Default: none.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Whether lost peers are redialled (exponential backoff with jitter)
+    /// and remembered addresses used to refill the routing table up to
+    /// `max_outgoing`. Default true.
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.config.reconnect = on;
         self
     }
 
@@ -161,7 +218,12 @@ impl MeshBuilder {
         );
         let protocol = self.config.protocol.clone();
         let limits = self.config.limits;
-        let state = MeshState::new(id.clone(), out_addr.clone(), self.config);
+        let mut config = self.config;
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_ok() {
+            config.seed = u64::from_le_bytes(seed);
+        }
+        let state = MeshState::new(id.clone(), out_addr.clone(), config);
 
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
@@ -188,6 +250,8 @@ impl MeshBuilder {
                 settings: ConnSettings {
                     max_frame_len: limits.max_frame_len,
                     send_queue: self.send_queue,
+                    stall_timeout: self.stall_timeout,
+                    idle_timeout: self.idle_timeout,
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport: self.transport.clone(),
@@ -195,6 +259,13 @@ impl MeshBuilder {
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
             queue_dropped: 0,
+            limits: NodeLimits {
+                max_connections: self.max_connections.max(1),
+                max_awaiting: self.max_awaiting.max(1),
+                keepalive: self.keepalive,
+            },
+            accepting: Arc::new(AtomicUsize::new(0)),
+            refused: 0,
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();

@@ -23,10 +23,37 @@ pub struct MeshConfig {
     pub max_pending_requests: usize,
     /// Seconds a reply waits for its route before it is dropped. Default 60.
     pub request_ttl: u64,
-    /// Entries of a received peer list that are considered. Default 256.
+    /// Longest peer list accepted; a longer one is a protocol violation and
+    /// closes the connection. Default 1,024.
     pub max_peer_list: usize,
     /// Frame size bounds.
     pub limits: CodecLimits,
+    /// Milliseconds a connection may wait for the peer's handshake before it
+    /// is closed. Default 10,000.
+    pub handshake_timeout_ms: u64,
+    /// Misbehaviours tolerated from one connection (broadcasts stamped in
+    /// the future, messages before the handshake) before it is closed.
+    /// Default 100.
+    pub max_offences: u32,
+    /// Dials per second that peer lists and reconnects may start (token
+    /// bucket refill rate). Default 10.
+    pub dial_rate: u32,
+    /// Dials that may start at once (token bucket size). Default 20.
+    pub dial_burst: u32,
+    /// Whether lost peers are redialled and known addresses used to refill
+    /// the routing table up to `max_outgoing`. Default true.
+    pub reconnect: bool,
+    /// First redial delay after a loss, in ms (doubles per failure, with
+    /// jitter). Default 500.
+    pub reconnect_base_ms: u64,
+    /// Longest redial delay, in ms. Default 10,000.
+    pub reconnect_max_ms: u64,
+    /// A lost peer is given up after this many ms. Default 600,000.
+    pub reconnect_give_up_ms: u64,
+    /// Most addresses remembered. Default 1,024.
+    pub address_book_capacity: usize,
+    /// Seed of the RNG used for jitter (the node sets a random one).
+    pub seed: u64,
 }
 
 impl Default for MeshConfig {
@@ -40,8 +67,18 @@ impl Default for MeshConfig {
             max_waterfall_entries: 100_000,
             max_pending_requests: 1024,
             request_ttl: 60,
-            max_peer_list: 256,
+            max_peer_list: 1024,
             limits: CodecLimits::default(),
+            handshake_timeout_ms: 10_000,
+            max_offences: 100,
+            dial_rate: 10,
+            dial_burst: 20,
+            reconnect: true,
+            reconnect_base_ms: 500,
+            reconnect_max_ms: 10_000,
+            reconnect_give_up_ms: 600_000,
+            address_book_capacity: 1024,
+            seed: 0x5eed,
         }
     }
 }

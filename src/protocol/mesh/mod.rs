@@ -8,10 +8,12 @@
 //! decisions and the pending route requests. It never touches a socket or a
 //! clock, so the same code runs under tokio and in a deterministic simulator.
 
+mod address_book;
 mod config;
 mod state;
 mod waterfall;
 
+pub use address_book::{AddressBook, SplitMix64};
 pub use config::MeshConfig;
 pub use state::{Action, CloseReason, ConnId, Delivery, MeshEvent, MeshState, PeerInfo, SendError};
 pub use waterfall::{Verdict, Waterfall};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::address_book::{AddressBook, SplitMix64};
 use super::config::MeshConfig;
 use super::waterfall::{Verdict, Waterfall};
 use crate::protocol::{
@@ -53,6 +54,12 @@ pub enum CloseReason {
     BadMessage(&'static str),
     /// The application asked for it.
     Requested,
+    /// No handshake arrived in time.
+    HandshakeTimeout,
+    /// The peer misbehaved too often (see `MeshConfig::max_offences`).
+    Misbehaving(&'static str),
+    /// The peer's send queue stayed full: it does not read fast enough.
+    TooSlow,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -66,6 +73,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
             CloseReason::BadMessage(what) => write!(f, "bad message: {what}"),
             CloseReason::Requested => f.write_str("closed on request"),
+            CloseReason::HandshakeTimeout => f.write_str("no handshake in time"),
+            CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
+            CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
         }
     }
 }
@@ -171,6 +181,10 @@ struct Conn {
     peer: Option<Handshaken>,
     /// The last whisper or broadcast sent here, for `resend`.
     last_sent: Option<Arc<InternalMessage>>,
+    /// When it opened (ms), for the handshake timeout.
+    opened_ms: u64,
+    /// Misbehaviours counted so far.
+    offences: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +247,11 @@ pub struct MeshState {
     /// Replies whose route is known, waiting for the connection's handshake.
     awaiting_route: HashMap<PeerId, Vec<Vec<Packet>>>,
     errors: VecDeque<String>,
+    book: AddressBook,
+    rng: SplitMix64,
+    dial_tokens: f64,
+    dial_tokens_at_ms: u64,
+    dials_started: u64,
 }
 
 const MAX_ERRORS_KEPT: usize = 64;
@@ -248,7 +267,6 @@ impl MeshState {
         MeshState {
             me: me.with_wire(IdWire::Bin),
             out_addr,
-            config,
             conns: HashMap::new(),
             routing: HashMap::new(),
             dialling: HashMap::new(),
@@ -258,6 +276,17 @@ impl MeshState {
             pending_order: VecDeque::new(),
             awaiting_route: HashMap::new(),
             errors: VecDeque::new(),
+            book: AddressBook::new(
+                config.address_book_capacity,
+                config.reconnect_base_ms,
+                config.reconnect_max_ms,
+                config.reconnect_give_up_ms,
+            ),
+            rng: SplitMix64::new(config.seed),
+            dial_tokens: f64::from(config.dial_burst),
+            dial_tokens_at_ms: 0,
+            dials_started: 0,
+            config,
         }
     }
 
@@ -333,6 +362,16 @@ impl MeshState {
         self.pending.len()
     }
 
+    /// Addresses remembered.
+    pub fn known_addresses(&self) -> usize {
+        self.book.len()
+    }
+
+    /// Dials started by peer lists, reconnects and route responses.
+    pub fn dials_started(&self) -> u64 {
+        self.dials_started
+    }
+
     /// The most recent errors seen (newest last), like the references'
     /// `status`.
     pub fn errors(&self) -> impl Iterator<Item = &str> {
@@ -375,6 +414,8 @@ impl MeshState {
                 expected_id,
                 peer: None,
                 last_sent: None,
+                opened_ms: now.saturating_mul(1000),
+                offences: 0,
             },
         );
         let handshake = self.handshake_message(now);
@@ -382,12 +423,14 @@ impl MeshState {
         self.send_message(conn, &handshake, None, out);
     }
 
-    /// A dial requested by [`Action::Dial`] failed.
-    pub fn on_dial_failed(&mut self, expected_id: Option<&PeerId>) {
+    /// A dial requested by [`Action::Dial`] failed (`now` in seconds).
+    pub fn on_dial_failed(&mut self, now: u64, expected_id: Option<&PeerId>) {
         match expected_id {
             Some(id) => {
                 self.dialling.remove(id);
                 self.awaiting_route.remove(id);
+                self.book
+                    .failed(id, now.saturating_mul(1000), &mut self.rng);
             }
             None => self.anonymous_dials = self.anonymous_dials.saturating_sub(1),
         }
@@ -396,14 +439,27 @@ impl MeshState {
     /// A connection closed, for whatever reason. If it was a peer, the
     /// remaining peers are asked for their peer lists so the mesh heals.
     pub fn on_closed(&mut self, now: u64, conn: ConnId, out: &mut Vec<Action>) {
+        self.remove_conn(now, conn, true, out);
+    }
+
+    fn remove_conn(&mut self, now: u64, conn: ConnId, lost: bool, out: &mut Vec<Action>) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
         let Some(h) = c.peer else {
+            if let (true, Some(id)) = (lost, c.expected_id) {
+                // A dialled connection that died before its handshake.
+                self.book
+                    .failed(&id, now.saturating_mul(1000), &mut self.rng);
+            }
             return;
         };
         if self.routing.get(&h.id) == Some(&conn) {
             self.routing.remove(&h.id);
+            if lost && self.config.reconnect {
+                self.book
+                    .lost(&h.id, now.saturating_mul(1000), &mut self.rng);
+            }
             out.push(Action::Event(MeshEvent::PeerLeft { id: h.id, conn }));
             self.request_peers(now, out);
         }
@@ -418,13 +474,41 @@ impl MeshState {
             conn,
             reason: reason.clone(),
         }));
+        if matches!(
+            reason,
+            CloseReason::SubnetMismatch { .. } | CloseReason::SelfConnection
+        ) {
+            if let Some(id) = self.conns.get(&conn).and_then(|c| c.expected_id.clone()) {
+                self.book.forget(&id);
+            }
+        }
         out.push(Action::Close { conn, reason });
-        self.on_closed(now, conn, out);
+        self.remove_conn(now, conn, false, out);
     }
 
-    /// Periodic housekeeping: expires waterfall entries and pending replies.
-    pub fn on_tick(&mut self, now: u64) {
+    /// Periodic housekeeping, `now_ms` in milliseconds: expires waterfall
+    /// entries and pending replies, closes connections whose handshake is
+    /// overdue, and redials lost or known peers (rate-limited, with backoff).
+    pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let now = now_ms / 1000;
         self.waterfall.expire(now);
+        self.expire_pending(now);
+        let limit = self.config.handshake_timeout_ms;
+        let overdue: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer.is_none() && now_ms.saturating_sub(c.opened_ms) > limit)
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in overdue {
+            self.close(now, conn, CloseReason::HandshakeTimeout, out);
+        }
+        if self.config.reconnect {
+            self.redial(now_ms, out);
+        }
+    }
+
+    fn expire_pending(&mut self, now: u64) {
         let ttl = self.config.request_ttl;
         while let Some(key) = self.pending_order.front() {
             match self.pending.get(key) {
@@ -436,6 +520,63 @@ impl MeshState {
                 }
             }
         }
+    }
+
+    fn take_dial_token(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.dial_tokens_at_ms) as f64 / 1000.0;
+        self.dial_tokens_at_ms = now_ms.max(self.dial_tokens_at_ms);
+        self.dial_tokens = (self.dial_tokens + elapsed * f64::from(self.config.dial_rate))
+            .min(f64::from(self.config.dial_burst));
+        if self.dial_tokens >= 1.0 {
+            self.dial_tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn dial_budget(&self) -> usize {
+        self.config
+            .max_outgoing
+            .saturating_sub(self.outgoing_count() + self.dialling.len() + self.anonymous_dials)
+    }
+
+    fn redial(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let budget = self.dial_budget();
+        if budget == 0 {
+            return;
+        }
+        let (routing, dialling, me) = (&self.routing, &self.dialling, &self.me);
+        let skip = |id: &PeerId| id == me || routing.contains_key(id) || dialling.contains_key(id);
+        let mut due = self.book.due_lost(now_ms, budget, skip);
+        if due.len() < budget {
+            let (routing, dialling, me) = (&self.routing, &self.dialling, &self.me);
+            let taken: Vec<PeerId> = due.iter().map(|(id, _)| id.clone()).collect();
+            let skip = |id: &PeerId| {
+                id == me
+                    || routing.contains_key(id)
+                    || dialling.contains_key(id)
+                    || taken.contains(id)
+            };
+            due.extend(self.book.due_known(now_ms, budget - due.len(), skip));
+        }
+        for (id, addr) in due {
+            if !self.take_dial_token(now_ms) {
+                break;
+            }
+            self.book.dialling(&id, now_ms);
+            self.start_dial(id, addr, out);
+        }
+    }
+
+    fn start_dial(&mut self, id: PeerId, addr: (String, u16), out: &mut Vec<Action>) {
+        self.dialling.insert(id.clone(), addr.clone());
+        self.dials_started += 1;
+        out.push(Action::Dial {
+            host: addr.0,
+            port: addr.1,
+            expected_id: Some(id),
+        });
     }
 
     // ----- incoming frames ------------------------------------------------
@@ -463,6 +604,7 @@ impl MeshState {
         let sub = message.sub_flag();
         if !handshaken && sub != Some(SubFlag::Handshake) {
             // Nothing but a handshake is meaningful before the handshake.
+            self.offence(now, conn, "messages before the handshake", out);
             return;
         }
         match message.msg_type {
@@ -473,13 +615,29 @@ impl MeshState {
                     .check_and_record(decoded.id, message.time, now)
                 {
                     Verdict::New => {}
-                    _ => return,
+                    Verdict::FromTheFuture => {
+                        self.offence(now, conn, "broadcasts stamped in the future", out);
+                        return;
+                    }
+                    Verdict::Duplicate | Verdict::Expired => return,
                 }
                 self.relay(conn, &frame, decoded.compression, &message, out);
                 self.dispatch(now, conn, decoded.id, message, out);
             }
             MainFlag::Whisper => self.dispatch(now, conn, decoded.id, message, out),
             MainFlag::Ping | MainFlag::Pong => {}
+        }
+    }
+
+    fn offence(&mut self, now: u64, conn: ConnId, what: &'static str, out: &mut Vec<Action>) {
+        let max = self.config.max_offences;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.offences = c.offences.saturating_add(1);
+        if c.offences > max {
+            self.record_error(format!("connection {conn}: {what}"));
+            self.close(now, conn, CloseReason::Misbehaving(what), out);
         }
     }
 
@@ -496,9 +654,11 @@ impl MeshState {
                 self.on_handshake(now, conn, &message, out)
             }
             Some(SubFlag::Handshake) => {}
-            Some(SubFlag::Peers) => self.on_peers(conn, &message, out),
+            Some(SubFlag::Peers) => self.on_peers(now, conn, &message, out),
             Some(SubFlag::Request) => self.on_request(now, conn, &message, out),
             Some(SubFlag::Response) => self.on_response(&message, out),
+            // Reserved keep-alive flags: nothing to do.
+            Some(SubFlag::Ping | SubFlag::Pong) => {}
             _ => out.push(Action::Deliver(Delivery { message, id, conn })),
         }
     }
@@ -743,6 +903,8 @@ impl MeshState {
         compression: Vec<Compression>,
     ) {
         self.dialling.remove(&id);
+        self.book.learn(&id, out_addr.clone());
+        self.book.connected(&id);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.expected_id = None;
             c.peer = Some(Handshaken {
@@ -754,16 +916,31 @@ impl MeshState {
         self.routing.insert(id, conn);
     }
 
-    fn on_peers(&mut self, conn: ConnId, message: &InternalMessage, out: &mut Vec<Action>) {
+    fn on_peers(
+        &mut self,
+        now: u64,
+        conn: ConnId,
+        message: &InternalMessage,
+        out: &mut Vec<Action>,
+    ) {
         let Some(list) = message.payload.get(1).and_then(Packet::as_array) else {
             return;
         };
-        for entry in list.iter().take(self.config.max_peer_list) {
-            if self.outgoing_count() + self.dialling.len() + self.anonymous_dials
-                >= self.config.max_outgoing
-            {
-                break;
-            }
+        if list.len() > self.config.max_peer_list {
+            self.record_error(format!(
+                "connection {conn}: peer list of {} entries",
+                list.len()
+            ));
+            self.close(
+                now,
+                conn,
+                CloseReason::BadMessage("peer list too long"),
+                out,
+            );
+            return;
+        }
+        let now_ms = now.saturating_mul(1000);
+        for entry in list {
             let Some([addr, id]) = entry
                 .as_array()
                 .and_then(|e| <&[Packet; 2]>::try_from(e).ok())
@@ -773,9 +950,11 @@ impl MeshState {
             let (Some(addr), Some(id)) = (parse_addr(addr), packet_to_id(id.clone())) else {
                 continue;
             };
-            if id == self.me
-                || addr == self.out_addr
-                || self.routing.contains_key(&id)
+            if id == self.me || addr == self.out_addr {
+                continue;
+            }
+            self.book.learn(&id, addr.clone());
+            if self.routing.contains_key(&id)
                 || self.dialling.contains_key(&id)
                 || self
                     .conns
@@ -784,14 +963,13 @@ impl MeshState {
             {
                 continue;
             }
-            self.dialling.insert(id.clone(), addr.clone());
-            out.push(Action::Dial {
-                host: addr.0,
-                port: addr.1,
-                expected_id: Some(id),
-            });
+            if self.dial_budget() == 0 || !self.take_dial_token(now_ms) {
+                // Remembered: the refill on later ticks may dial it.
+                continue;
+            }
+            self.book.dialling(&id, now_ms);
+            self.start_dial(id, addr, out);
         }
-        let _ = conn;
     }
 
     fn on_request(
@@ -866,12 +1044,8 @@ impl MeshState {
             // Connected meanwhile: deliver now.
             self.flush_awaiting_route(0, conn, out);
         } else if !self.dialling.contains_key(&id) {
-            self.dialling.insert(id.clone(), addr.clone());
-            out.push(Action::Dial {
-                host: addr.0,
-                port: addr.1,
-                expected_id: Some(id),
-            });
+            self.book.learn(&id, addr.clone());
+            self.start_dial(id, addr, out);
         }
     }
 
@@ -1016,7 +1190,7 @@ impl MeshState {
             return Ok(());
         }
         if self.pending.len() >= self.config.max_pending_requests {
-            self.on_tick(now);
+            self.expire_pending(now);
             if self.pending.len() >= self.config.max_pending_requests {
                 return Err(SendError::TooManyPending);
             }
@@ -1047,6 +1221,22 @@ impl MeshState {
             out,
         )?;
         Ok(())
+    }
+
+    /// Sends a keep-alive (`[whisper, ping]`, ignored by every peer) on
+    /// every connection, so idle links stay open through idle timeouts.
+    pub fn keepalive(&mut self, now: u64, out: &mut Vec<Action>) {
+        let targets: Vec<ConnId> = self.routing.values().copied().collect();
+        for conn in targets {
+            let msg = self.own_message(
+                MainFlag::Whisper,
+                now,
+                vec![SubFlag::Ping.as_u8().into()],
+                conn,
+            );
+            let method = self.send_method(conn);
+            self.send_message(conn, &msg, method, out);
+        }
     }
 
     /// Asks every peer for its peer list (`[whisper, request, "*"]`).

@@ -1,0 +1,230 @@
+//! [`AddressBook`]: addresses the node has learnt, and when to dial them
+//! again. Lost peers are redialled with exponential backoff and jitter, so
+//! a mesh split by a network partition heals by itself once the network is
+//! back; addresses from peer lists refill a node that has too few peers.
+
+use std::collections::HashMap;
+
+use crate::protocol::PeerId;
+
+/// A small deterministic RNG (splitmix64), so the state machine stays pure.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    addr: (String, u16),
+    /// Consecutive failed dials.
+    failures: u32,
+    /// Earliest time (ms) of the next attempt.
+    next_attempt_ms: u64,
+    /// Whether this peer was connected and lost (redial it eagerly).
+    lost: bool,
+    /// When it was lost (ms), to give up eventually.
+    lost_at_ms: u64,
+}
+
+/// Known peers and their redial schedule.
+#[derive(Debug)]
+pub struct AddressBook {
+    entries: HashMap<PeerId, Entry>,
+    capacity: usize,
+    base_ms: u64,
+    max_ms: u64,
+    give_up_ms: u64,
+}
+
+impl AddressBook {
+    /// A book of at most `capacity` entries; backoff doubles from `base_ms`
+    /// up to `max_ms`; lost peers are given up after `give_up_ms`.
+    pub fn new(capacity: usize, base_ms: u64, max_ms: u64, give_up_ms: u64) -> Self {
+        AddressBook {
+            entries: HashMap::new(),
+            capacity,
+            base_ms: base_ms.max(1),
+            max_ms: max_ms.max(base_ms.max(1)),
+            give_up_ms,
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Remembers an address (from a handshake or a peer list). Ignored when
+    /// the book is full, unless the id is already known.
+    pub fn learn(&mut self, id: &PeerId, addr: (String, u16)) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.addr = addr;
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            return;
+        }
+        self.entries.insert(
+            id.clone(),
+            Entry {
+                addr,
+                failures: 0,
+                next_attempt_ms: 0,
+                lost: false,
+                lost_at_ms: 0,
+            },
+        );
+    }
+
+    /// The peer completed a handshake: reset its backoff.
+    pub fn connected(&mut self, id: &PeerId) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.failures = 0;
+            e.lost = false;
+            e.next_attempt_ms = 0;
+        }
+    }
+
+    /// The peer's connection was lost: redial it from `now_ms` plus a
+    /// jittered first delay.
+    pub fn lost(&mut self, id: &PeerId, now_ms: u64, rng: &mut SplitMix64) {
+        let base = self.base_ms;
+        if let Some(e) = self.entries.get_mut(id) {
+            e.lost = true;
+            e.lost_at_ms = now_ms;
+            e.failures = 0;
+            e.next_attempt_ms = now_ms + base / 2 + rng.below(base);
+        }
+    }
+
+    /// A dial to the peer failed: back off exponentially, with jitter.
+    pub fn failed(&mut self, id: &PeerId, now_ms: u64, rng: &mut SplitMix64) {
+        let (base, max) = (self.base_ms, self.max_ms);
+        if let Some(e) = self.entries.get_mut(id) {
+            e.failures = e.failures.saturating_add(1);
+            let delay = base.saturating_mul(1u64 << e.failures.min(20)).min(max);
+            // Full jitter over the upper half: delay/2 ..= delay.
+            e.next_attempt_ms = now_ms + delay / 2 + rng.below(delay / 2 + 1);
+        }
+    }
+
+    /// Forgets a peer (it turned out to be us, or on another subnet).
+    pub fn forget(&mut self, id: &PeerId) {
+        self.entries.remove(id);
+    }
+
+    /// Lost peers due for a redial, not currently connected or dialling
+    /// (as `skip` says), at most `limit`. Gives up peers lost too long ago.
+    pub fn due_lost(
+        &mut self,
+        now_ms: u64,
+        limit: usize,
+        skip: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, (String, u16))> {
+        let give_up = self.give_up_ms;
+        self.entries
+            .retain(|_, e| !e.lost || now_ms.saturating_sub(e.lost_at_ms) <= give_up);
+        self.due(now_ms, limit, |e| e.lost, skip)
+    }
+
+    /// Known peers (not lost) due for a dial, to refill the routing table.
+    pub fn due_known(
+        &mut self,
+        now_ms: u64,
+        limit: usize,
+        skip: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, (String, u16))> {
+        self.due(now_ms, limit, |e| !e.lost, skip)
+    }
+
+    fn due(
+        &mut self,
+        now_ms: u64,
+        limit: usize,
+        pick: impl Fn(&Entry) -> bool,
+        skip: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, (String, u16))> {
+        let mut due: Vec<(u64, PeerId, (String, u16))> = self
+            .entries
+            .iter()
+            .filter(|(id, e)| pick(e) && e.next_attempt_ms <= now_ms && !skip(id))
+            .map(|(id, e)| (e.next_attempt_ms, id.clone(), e.addr.clone()))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        due.truncate(limit);
+        due.into_iter().map(|(_, id, addr)| (id, addr)).collect()
+    }
+
+    /// Pushes a peer's next attempt into the future while a dial is under
+    /// way (the dial's result resets or backs off further).
+    pub fn dialling(&mut self, id: &PeerId, now_ms: u64) {
+        let max = self.max_ms;
+        if let Some(e) = self.entries.get_mut(id) {
+            e.next_attempt_ms = now_ms + max;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let mut book = AddressBook::new(10, 1000, 8000, 60_000);
+        let mut rng = SplitMix64::new(7);
+        let id = PeerId::from("p");
+        book.learn(&id, ("127.0.0.1".into(), 1));
+        book.lost(&id, 0, &mut rng);
+        assert!(book.due_lost(0, 10, |_| false).is_empty());
+        assert_eq!(book.due_lost(1500, 10, |_| false).len(), 1);
+        let mut last = 0;
+        for _ in 0..10 {
+            book.failed(&id, 0, &mut rng);
+            let e = &book.entries[&id];
+            assert!(e.next_attempt_ms <= 8000);
+            last = e.next_attempt_ms;
+        }
+        assert!(last >= 4000, "capped delay is at least half the max");
+        // Given up after the give-up time.
+        assert!(book.due_lost(70_000, 10, |_| false).is_empty());
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let mut book = AddressBook::new(2, 1000, 8000, 60_000);
+        for i in 0..5 {
+            book.learn(&PeerId::from(format!("p{i}")), ("127.0.0.1".into(), i));
+        }
+        assert_eq!(book.len(), 2);
+    }
+}
