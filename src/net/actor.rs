@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use super::connection::{self, ConnHandle, Spawner};
@@ -506,10 +505,9 @@ impl Actor {
             i += 1;
             match action {
                 Action::Send { conn, frame } => {
+                    let limit = self.spawner.settings.send_buffer;
                     let full = match self.conns.get(&conn) {
-                        Some((handle, _, _)) => {
-                            matches!(handle.frames.try_send(frame), Err(TrySendError::Full(_)))
-                        }
+                        Some((handle, _, _)) => !handle.try_queue(frame, limit),
                         None => false,
                     };
                     if full {

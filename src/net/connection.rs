@@ -2,7 +2,7 @@
 //! the actor, and a write loop that drains a bounded queue with batched
 //! writes. Neither ever makes the actor wait.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,9 @@ use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
 /// What the actor keeps for each open connection.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
-    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) frames: mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued and not yet written; bounded by `ConnSettings::send_buffer`.
+    pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -28,7 +30,9 @@ pub(crate) struct ConnHandle {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnSettings {
     pub(crate) max_frame_len: usize,
-    pub(crate) send_queue: usize,
+    /// Bytes that may wait in a connection's send queue; past that the
+    /// peer is too slow and is disconnected.
+    pub(crate) send_buffer: usize,
     /// A connection part-way through a frame for this long is closed.
     pub(crate) stall_timeout: Duration,
     /// A connection silent for this long is closed.
@@ -38,6 +42,24 @@ pub(crate) struct ConnSettings {
 /// Allocates connection ids.
 #[derive(Debug, Default)]
 pub(crate) struct ConnIds(AtomicU64);
+
+impl ConnHandle {
+    /// Queues a frame unless that would exceed `limit` bytes waiting;
+    /// returns false when the peer is too slow.
+    pub(crate) fn try_queue(&self, frame: Bytes, limit: usize) -> bool {
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > limit {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        // A closed connection drops the frame; its closing is reported apart.
+        if self.frames.send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        true
+    }
+}
 
 impl ConnIds {
     pub(crate) fn next(&self) -> ConnId {
@@ -63,10 +85,12 @@ pub(crate) async fn start(
         writer,
         remote,
     } = stream;
-    let (tx, rx) = mpsc::channel::<Bytes>(settings.send_queue.max(1));
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicUsize::new(0));
     let cancel = parent.child_token();
     let handle = ConnHandle {
         frames: tx,
+        queued: queued.clone(),
         cancel: cancel.clone(),
     };
     // Opened goes first on the channel, so the actor knows the connection
@@ -85,7 +109,7 @@ pub(crate) async fn start(
     {
         return;
     }
-    tracker.spawn(write_loop(writer, rx, cancel.clone()));
+    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
     tracker.spawn(read_loop(reader, conn, internal, cancel, settings.clone()));
 }
 
@@ -166,7 +190,8 @@ const MAX_BATCH: usize = 256;
 
 async fn write_loop(
     mut writer: Box<dyn FrameWriter>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
@@ -190,6 +215,8 @@ async fn write_loop(
             _ = cancel.cancelled() => break,
             r = writer.write_frames(&batch) => r,
         };
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        queued.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
         if written.is_err() {
             break;

@@ -43,7 +43,7 @@ use crate::transport::{Plaintext, Transport};
 pub struct MeshBuilder {
     config: MeshConfig,
     out_addr: Option<(String, u16)>,
-    send_queue: usize,
+    send_buffer: usize,
     recv_queue: usize,
     dial_timeout: Duration,
     handshake_timeout: Duration,
@@ -60,7 +60,7 @@ impl Default for MeshBuilder {
         MeshBuilder {
             config: MeshConfig::default(),
             out_addr: None,
-            send_queue: 4096,
+            send_buffer: 4 << 20,
             recv_queue: 65_536,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
@@ -107,10 +107,11 @@ impl MeshBuilder {
         self
     }
 
-    /// Frames queued per connection before the peer counts as too slow and
-    /// is disconnected. Default 4096.
-    pub fn send_queue(mut self, frames: usize) -> Self {
-        self.send_queue = frames;
+    /// Bytes that may wait to be written to one peer; a peer that lets
+    /// more pile up is too slow and is disconnected, so it can neither stall
+    /// the node nor grow its memory. Default 4 MiB.
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
         self
     }
 
@@ -249,7 +250,7 @@ impl MeshBuilder {
                 tracker: tracker.clone(),
                 settings: ConnSettings {
                     max_frame_len: limits.max_frame_len,
-                    send_queue: self.send_queue,
+                    send_buffer: self.send_buffer,
                     stall_timeout: self.stall_timeout,
                     idle_timeout: self.idle_timeout,
                 },
