@@ -1,7 +1,7 @@
 //! [`MeshState`]: routing table, handshakes, peer lists, waterfall and
 //! route requests, driven by events and the current time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -234,8 +234,13 @@ pub struct MeshState {
     me: PeerId,
     out_addr: (String, u16),
     config: MeshConfig,
-    conns: HashMap<ConnId, Conn>,
-    routing: HashMap<PeerId, ConnId>,
+    // `conns` and `routing` are ordered maps: the order in which peers are
+    // relayed to, listed in peer lists and timed out is then a function of
+    // the inputs alone, so the simulator (`crate::sim`) is reproducible
+    // from its seed. An ordered map also cannot be hash-flooded by ids a
+    // peer chooses.
+    conns: BTreeMap<ConnId, Conn>,
+    routing: BTreeMap<PeerId, ConnId>,
     /// Ids we are dialling (expected id → address), not yet open.
     dialling: HashMap<PeerId, (String, u16)>,
     /// Dials without an expected id that are under way.
@@ -267,8 +272,8 @@ impl MeshState {
         MeshState {
             me: me.with_wire(IdWire::Bin),
             out_addr,
-            conns: HashMap::new(),
-            routing: HashMap::new(),
+            conns: BTreeMap::new(),
+            routing: BTreeMap::new(),
             dialling: HashMap::new(),
             anonymous_dials: 0,
             waterfall,
