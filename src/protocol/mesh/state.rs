@@ -907,7 +907,14 @@ impl MeshState {
         out_addr: (String, u16),
         compression: Vec<Compression>,
     ) {
-        self.dialling.remove(&id);
+        // A peer we are dialling may reach us first, on an incoming
+        // connection. Our dial is still under way and counts against
+        // `max_outgoing` until `on_open` or `on_dial_failed` settles it;
+        // forgetting it here would let the freed budget start one dial too
+        // many (found by the simulator: 5 outgoing with `max_outgoing` 4).
+        if self.conns.get(&conn).is_some_and(|c| c.outgoing) {
+            self.dialling.remove(&id);
+        }
         self.book.learn(&id, out_addr.clone());
         self.book.connected(&id);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -945,6 +952,18 @@ impl MeshState {
             return;
         }
         let now_ms = now.saturating_mul(1000);
+        // Linear in the list: the budget and the ids of connections still
+        // waiting for their handshake are computed once, not per entry
+        // (per entry, a node with hundreds of peers spent its time here).
+        let mut budget = self.dial_budget();
+        let awaiting: Vec<PeerId> = if budget > 0 {
+            self.conns
+                .values()
+                .filter_map(|c| c.expected_id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         for entry in list {
             let Some([addr, id]) = entry
                 .as_array()
@@ -959,19 +978,18 @@ impl MeshState {
                 continue;
             }
             self.book.learn(&id, addr.clone());
-            if self.routing.contains_key(&id)
+            if budget == 0
+                || self.routing.contains_key(&id)
                 || self.dialling.contains_key(&id)
-                || self
-                    .conns
-                    .values()
-                    .any(|c| c.expected_id.as_ref() == Some(&id))
+                || awaiting.contains(&id)
             {
                 continue;
             }
-            if self.dial_budget() == 0 || !self.take_dial_token(now_ms) {
+            if !self.take_dial_token(now_ms) {
                 // Remembered: the refill on later ticks may dial it.
                 continue;
             }
+            budget -= 1;
             self.book.dialling(&id, now_ms);
             self.start_dial(id, addr, out);
         }
