@@ -31,6 +31,7 @@
 
 pub mod net;
 pub mod protocol;
+pub mod sim;
 pub mod transport;
 
 pub use net::{Connection, Error, Event, MeshBuilder, MeshSocket, Message, MessageKind};
