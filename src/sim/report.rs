@@ -33,6 +33,8 @@ pub struct Topology {
     pub max_degree: usize,
     /// The most outgoing peers of one node.
     pub max_outgoing: usize,
+    /// The fewest outgoing peers of one node.
+    pub min_outgoing: usize,
     /// Live nodes with an empty routing table.
     pub isolated: usize,
     /// Routing entries whose peer is dead or does not list the node back.
@@ -210,7 +212,7 @@ impl SimReport {
         let topo = |t: &Topology| {
             json!({
                 "alive": t.alive, "mean_degree": t.mean_degree(), "max_degree": t.max_degree,
-                "max_outgoing": t.max_outgoing, "isolated": t.isolated,
+                "max_outgoing": t.max_outgoing, "min_outgoing": t.min_outgoing, "isolated": t.isolated,
                 "asymmetric": t.asymmetric, "components": t.components,
                 "largest_component": t.largest_component,
             })
@@ -271,8 +273,8 @@ impl fmt::Display for SimReport {
         )?;
         writeln!(
             f,
-            "mesh at first broadcast: {} live, degree mean {:.2} max {}, max outgoing {}, {} component(s) (largest {}), {} isolated, {} asymmetric entries",
-            t.alive, t.mean_degree(), t.max_degree, t.max_outgoing, t.components,
+            "mesh at first broadcast: {} live, degree mean {:.2} max {}, outgoing {}..={}, {} component(s) (largest {}), {} isolated, {} asymmetric entries",
+            t.alive, t.mean_degree(), t.max_degree, t.min_outgoing, t.max_outgoing, t.components,
             t.largest_component, t.isolated, t.asymmetric
         )?;
         let e = &self.topology_end;

@@ -633,7 +633,10 @@ impl Simulation {
             }
             x
         }
-        let mut t = Topology::default();
+        let mut t = Topology {
+            min_outgoing: usize::MAX,
+            ..Topology::default()
+        };
         let mut tables: Vec<Vec<u32>> = vec![Vec::new(); n];
         for (i, node) in self.nodes.iter().enumerate() {
             if !node.alive {
@@ -641,7 +644,9 @@ impl Simulation {
             }
             t.alive += 1;
             let peers = node.state.peers();
-            t.max_outgoing = t.max_outgoing.max(peers.iter().filter(|p| p.outgoing).count());
+            let outgoing = peers.iter().filter(|p| p.outgoing).count();
+            t.max_outgoing = t.max_outgoing.max(outgoing);
+            t.min_outgoing = t.min_outgoing.min(outgoing);
             t.max_degree = t.max_degree.max(peers.len());
             t.isolated += usize::from(peers.is_empty());
             t.routing_entries += peers.len();
@@ -666,6 +671,9 @@ impl Simulation {
             if node.alive {
                 *sizes.entry(find(&mut parent, i as u32)).or_default() += 1;
             }
+        }
+        if t.alive == 0 {
+            t.min_outgoing = 0;
         }
         t.components = sizes.len();
         t.largest_component = sizes.values().copied().max().unwrap_or(0);
