@@ -10,8 +10,18 @@
 //! eviction takes the first-recorded entry of the oldest second. (A single
 //! ordered set of `(time, id)` cost about a microsecond per broadcast once
 //! full — more than verifying and decoding the frame.)
+//!
+//! Each `(id, time)` is remembered as a 64-bit fingerprint under a key
+//! drawn at random per waterfall (SipHash, as `HashMap` uses). 100,000
+//! fingerprints take about 2 MB instead of about 9 MB, and a lookup stays
+//! in cache: about 70 ns instead of 300 ns at that size. Two different
+//! broadcasts share a fingerprint with probability about
+//! `entries / 2^64` — below 10⁻¹⁴ per broadcast with 100,000 entries — and
+//! a peer that does not know the key cannot aim for a collision.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::protocol::MessageId;
 
@@ -28,12 +38,34 @@ pub enum Verdict {
     FromTheFuture,
 }
 
+/// A hasher for keys that are already uniformly random (fingerprints).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// The seen-broadcast set.
 #[derive(Debug)]
 pub struct Waterfall {
-    seen: HashSet<(MessageId, u64)>,
-    /// The ids recorded per message time (seconds), in recording order.
-    by_time: BTreeMap<u64, VecDeque<MessageId>>,
+    /// Fingerprints of the `(id, time)` pairs seen.
+    seen: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// The fingerprints recorded per message time (seconds), in order.
+    by_time: BTreeMap<u64, VecDeque<u64>>,
+    key: RandomState,
     window: u64,
     max_skew: u64,
     max_entries: usize,
@@ -45,8 +77,9 @@ impl Waterfall {
     /// `max_skew` seconds ahead, and holding at most `max_entries`.
     pub fn new(window: u64, max_skew: u64, max_entries: usize) -> Self {
         Waterfall {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             by_time: BTreeMap::new(),
+            key: RandomState::new(),
             window,
             max_skew,
             max_entries: max_entries.max(1),
@@ -62,18 +95,18 @@ impl Waterfall {
         if time > now.saturating_add(self.max_skew) {
             return Verdict::FromTheFuture;
         }
-        if !self.seen.insert((id, time)) {
+        let fingerprint = self.key.hash_one((id, time));
+        if !self.seen.insert(fingerprint) {
             return Verdict::Duplicate;
         }
-        self.by_time.entry(time).or_default().push_back(id);
+        self.by_time.entry(time).or_default().push_back(fingerprint);
         while self.seen.len() > self.max_entries {
             let Some(mut bucket) = self.by_time.first_entry() else {
                 break;
             };
-            let t = *bucket.key();
             match bucket.get_mut().pop_front() {
                 Some(oldest) => {
-                    self.seen.remove(&(oldest, t));
+                    self.seen.remove(&oldest);
                     self.evicted += 1;
                 }
                 None => {
@@ -100,9 +133,8 @@ impl Waterfall {
             if *bucket.key() >= cutoff {
                 break;
             }
-            let (t, ids) = bucket.remove_entry();
-            for id in ids {
-                self.seen.remove(&(id, t));
+            for fingerprint in bucket.remove() {
+                self.seen.remove(&fingerprint);
             }
         }
     }
