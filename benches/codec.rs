@@ -64,8 +64,20 @@ fn name(m: Option<Compression>) -> &'static str {
 /// Text-like payload bytes (compressible, as chat or JSON would be).
 fn payload(len: usize) -> Vec<u8> {
     let words = [
-        "mesh ", "peer ", "frame ", "broadcast ", "relay ", "node ", "id ", "the ", "a ", "of ",
-        "42 ", "2026 ", "{\"k\": ", "true} ",
+        "mesh ",
+        "peer ",
+        "frame ",
+        "broadcast ",
+        "relay ",
+        "node ",
+        "id ",
+        "the ",
+        "a ",
+        "of ",
+        "42 ",
+        "2026 ",
+        "{\"k\": ",
+        "true} ",
     ];
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut out = Vec::with_capacity(len + 16);
@@ -195,7 +207,11 @@ fn relay_table(o: &Opts) {
                 let start = Instant::now();
                 let count = rig.relay_stream(black_box(&stream), 64 * 1024);
                 let elapsed = start.elapsed();
-                assert_eq!(count.forwarded, frames.len() as u64, "every frame forwarded");
+                assert_eq!(
+                    count.forwarded,
+                    frames.len() as u64,
+                    "every frame forwarded"
+                );
                 passed = (count.passed_through, count.forwarded);
                 Sample {
                     ops: count.frames,

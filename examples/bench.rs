@@ -19,7 +19,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let args = Cli::parse().args;
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(bench::run_with(args, &[])),
         Err(e) => {
             eprintln!("bench: cannot start the runtime: {e}");

@@ -99,7 +99,11 @@ fn peer_discovery_converges() {
         assert_eq!(t.components, 1, "seed {seed}: everyone reachable");
         assert_eq!(t.isolated, 0);
         assert_eq!(t.asymmetric, 0, "seed {seed}: routing tables agree");
-        assert!(t.max_outgoing <= 4, "seed {seed}: {} outgoing", t.max_outgoing);
+        assert!(
+            t.max_outgoing <= 4,
+            "seed {seed}: {} outgoing",
+            t.max_outgoing
+        );
         // Peer lists and the address book fill every node up to max_outgoing.
         assert_eq!(t.min_outgoing, 4, "seed {seed}");
     }
@@ -127,7 +131,11 @@ fn outgoing_connections_never_exceed_max_outgoing() {
                     continue;
                 }
                 let n = sim.node(i).map_or(0, |s| s.outgoing_count());
-                assert!(n <= 4, "seed {seed}: node {i} has {n} outgoing at {} ms", t / 1000);
+                assert!(
+                    n <= 4,
+                    "seed {seed}: node {i} has {n} outgoing at {} ms",
+                    t / 1000
+                );
             }
         }
     }

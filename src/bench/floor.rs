@@ -150,11 +150,11 @@ pub async fn run_floor(cfg: &LoadConfig) -> io::Result<RunResult> {
         Ok::<_, io::Error>(out)
     };
     let out = sending.await?;
-    let (tracker, done_at) = match tokio::time::timeout(stall + Duration::from_secs(5), receiver).await
-    {
-        Ok(Ok(r)) => r?,
-        _ => return Err(io::Error::other("floor receiver did not finish")),
-    };
+    let (tracker, done_at) =
+        match tokio::time::timeout(stall + Duration::from_secs(5), receiver).await {
+            Ok(Ok(r)) => r?,
+            _ => return Err(io::Error::other("floor receiver did not finish")),
+        };
     drop(out);
     for r in relays {
         r.abort();

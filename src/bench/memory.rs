@@ -89,9 +89,11 @@ pub fn rss_kib() -> u64 {
 pub fn nofile_limit() -> Option<(u64, u64)> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let mut nums = line
-        .split_whitespace()
-        .filter_map(|w| w.parse::<u64>().ok().or((w == "unlimited").then_some(u64::MAX)));
+    let mut nums = line.split_whitespace().filter_map(|w| {
+        w.parse::<u64>()
+            .ok()
+            .or((w == "unlimited").then_some(u64::MAX))
+    });
     Some((nums.next()?, nums.next()?))
 }
 

@@ -85,7 +85,10 @@ pub fn frame_len(len: usize) -> usize {
         MainFlag::Broadcast,
         crate::PeerId::from("x".repeat(66)),
         1_700_000_000,
-        vec![SubFlag::Broadcast.as_u8().into(), Packet::bin(payload(0, len))],
+        vec![
+            SubFlag::Broadcast.as_u8().into(),
+            Packet::bin(payload(0, len)),
+        ],
     );
     msg.encode_frame(None, &CodecLimits::default())
         .map_or(0, |f| f.len())

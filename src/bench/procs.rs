@@ -184,14 +184,20 @@ fn coordinate(
     for i in 1..n {
         let port = procs[i - 1].port;
         send(&mut procs[i], json!({"op": "connect", "port": port}))?;
-        wait_for(events, &mut backlog, i, "connected", Duration::from_secs(15))?;
+        wait_for(
+            events,
+            &mut backlog,
+            i,
+            "connected",
+            Duration::from_secs(15),
+        )?;
     }
     // Wait for the line: the ends have one peer, the others two.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let mut ok = true;
-        for i in 0..n {
-            send(&mut procs[i], json!({"op": "peers"}))?;
+        for (i, p) in procs.iter_mut().enumerate() {
+            send(p, json!({"op": "peers"}))?;
             let v = wait_for(events, &mut backlog, i, "peers", Duration::from_secs(5))?;
             let want = if i == 0 || i == n - 1 { 1 } else { 2 };
             ok &= v["count"].as_u64() == Some(want);
@@ -207,7 +213,10 @@ fn coordinate(
     let wire_before = wire_bytes(procs, events, &mut backlog)?;
     let step = (run.window / 8).max(1);
     for p in procs.iter_mut().skip(1) {
-        send(p, json!({"op": "expect", "count": run.broadcasts, "step": step}))?;
+        send(
+            p,
+            json!({"op": "expect", "count": run.broadcasts, "step": step}),
+        )?;
     }
     let start_ns = now_ns();
     send(
@@ -264,8 +273,10 @@ fn coordinate(
     let mut latency = Histogram::default();
     let (mut delivered, mut duplicates, mut last_ns) = (0, 0, start_ns);
     let mut min_got = u64::MAX;
+    let mut per_receiver = Vec::with_capacity(n - 1);
     for v in done.iter().flatten() {
         let g = v["got"].as_u64().unwrap_or(0);
+        per_receiver.push(g);
         delivered += g;
         min_got = min_got.min(g);
         duplicates += v["dups"].as_u64().unwrap_or(0);
@@ -281,6 +292,7 @@ fn coordinate(
         frame_len: run.frame_len,
         elapsed: Duration::from_nanos(last_ns.saturating_sub(start_ns)),
         delivered,
+        per_receiver,
         // In a line a broadcast at the last node has passed every other:
         // the least any receiver got is the number every receiver got.
         complete_broadcasts: min_got,
@@ -300,8 +312,8 @@ fn wire_bytes(
     backlog: &mut Vec<(usize, Value)>,
 ) -> Result<Option<u64>, String> {
     let mut total = Some(0u64);
-    for i in 0..procs.len() {
-        send(&mut procs[i], json!({"op": "stats"}))?;
+    for (i, p) in procs.iter_mut().enumerate() {
+        send(p, json!({"op": "stats"}))?;
         let v = wait_for(events, backlog, i, "stats", Duration::from_secs(5))?;
         total = total.zip(v["wire_bytes"].as_u64()).map(|(a, b)| a + b);
     }
@@ -448,7 +460,11 @@ async fn send_loop(node: MeshSocket, count: u64, len: usize, credit: watch::Rece
                     if credit.wait_for(|&c| seq < c).await.is_err() {
                         return;
                     }
-                    if node.send(vec![Packet::bin(payload(seq, len))]).await.is_err() {
+                    if node
+                        .send(vec![Packet::bin(payload(seq, len))])
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -49,7 +49,9 @@ fn node(name: &str, port: u16, compression: &[Compression]) -> MeshState {
         ..MeshConfig::default()
     };
     MeshState::new(
-        PeerId::from(format!("{name}-bench-node-id-0123456789abcdefghijklmnopqrstuvwxyzABCDEF")),
+        PeerId::from(format!(
+            "{name}-bench-node-id-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
+        )),
         ("127.0.0.1".into(), port),
         config,
     )

@@ -209,14 +209,12 @@ where
     })
 }
 
-fn in_thread<T: Send + 'static>(
+async fn in_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, String>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| e.to_string())?
-    }
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Runs the suite; progress goes to stderr.
@@ -271,7 +269,10 @@ pub async fn run_suite(cfg: &SuiteConfig) -> SuiteReport {
     }
     if cfg.mesh_nodes > 1 {
         for &len in &cfg.mesh_payloads {
-            eprintln!("mesh workload: {} nodes, {len}-byte payloads", cfg.mesh_nodes);
+            eprintln!(
+                "mesh workload: {} nodes, {len}-byte payloads",
+                cfg.mesh_nodes
+            );
             let mesh = LoadConfig {
                 nodes: cfg.mesh_nodes,
                 shape: Shape::Mesh,
@@ -281,9 +282,9 @@ pub async fn run_suite(cfg: &SuiteConfig) -> SuiteReport {
                 ..LoadConfig::default()
             };
             let label = format!("rs2p mesh of {}, {len} B", cfg.mesh_nodes);
-            report.mesh.extend(
-                repeat(&label, runs, &mut report.failures, || run_rs2p(&mesh)).await,
-            );
+            report
+                .mesh
+                .extend(repeat(&label, runs, &mut report.failures, || run_rs2p(&mesh)).await);
         }
     }
     if cfg.memory_nodes > 0 {
@@ -385,7 +386,10 @@ impl SuiteReport {
             s.push('\n');
         }
         if !self.mesh.is_empty() {
-            s.push_str(&table(&self.mesh, "### Mesh workload (peer lists form the mesh, max_outgoing 4)"));
+            s.push_str(&table(
+                &self.mesh,
+                "### Mesh workload (peer lists form the mesh, max_outgoing 4)",
+            ));
             s.push('\n');
         }
         for m in &self.memory {
@@ -395,6 +399,24 @@ impl SuiteReport {
                 m.per_node_kib(), m.per_end_kib(), m.per_link_kib(),
                 m.reached, m.nodes - 1, m.broadcast_ms, m.connect_s, m.nofile.0, m.nofile.1
             ));
+        }
+        let lossy: Vec<&RunResult> = self
+            .line
+            .iter()
+            .chain(&self.line_latency)
+            .chain(&self.mesh)
+            .flat_map(|m| &m.runs)
+            .filter(|r| r.lost() > 0)
+            .collect();
+        if !lossy.is_empty() {
+            s.push_str("Runs with loss (distinct broadcasts received per node, node 1 first):\n\n");
+            for r in lossy {
+                s.push_str(&format!(
+                    "- {}: {} sent, received {:?}\n",
+                    r.system, r.broadcasts, r.per_receiver
+                ));
+            }
+            s.push('\n');
         }
         for f in &self.failures {
             s.push_str(&format!("- failed: {f}\n"));

@@ -129,7 +129,7 @@ pub async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
         py2p_window: args.py2p_window,
         standard: !args.no_standard,
         mesh_nodes: args.mesh_nodes,
-        rs2p_process: args.processes.then(|| NodeCommand {
+        rs2p_process: args.processes.then_some(NodeCommand {
             program: exe,
             args: child_args,
         }),

@@ -149,10 +149,7 @@ impl Summary {
         let transmissions_mean =
             broadcasts.iter().map(|b| b.transmissions).sum::<u64>() as f64 / count;
         let worst_case = (alive as u64) * (alive as u64).saturating_sub(1);
-        let reached_others: usize = broadcasts
-            .iter()
-            .map(|b| b.reached.saturating_sub(1))
-            .sum();
+        let reached_others: usize = broadcasts.iter().map(|b| b.reached.saturating_sub(1)).sum();
         Summary {
             broadcasts: broadcasts.len(),
             coverage_mean: broadcasts.iter().map(BroadcastStats::coverage).sum::<f64>() / count,
@@ -293,7 +290,10 @@ impl fmt::Display for SimReport {
         writeln!(
             f,
             "coverage: mean {:.4}%, min {:.4}%; {}/{} broadcasts reached every eligible node",
-            100.0 * s.coverage_mean, 100.0 * s.coverage_min, s.fully_covered, s.broadcasts
+            100.0 * s.coverage_mean,
+            100.0 * s.coverage_min,
+            s.fully_covered,
+            s.broadcasts
         )?;
         writeln!(
             f,

@@ -339,7 +339,13 @@ impl Simulation {
             outgoing,
             expected_id,
             remote,
-            decoder: FrameDecoder::new(self.nodes[node as usize].state.config().limits.max_frame_len),
+            decoder: FrameDecoder::new(
+                self.nodes[node as usize]
+                    .state
+                    .config()
+                    .limits
+                    .max_frame_len,
+            ),
             link: LinkState::default(),
         });
         self.nodes[node as usize].ends.push(id);
