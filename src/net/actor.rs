@@ -380,13 +380,12 @@ impl Actor {
                 if let Some(e) = error {
                     self.state.close(now, conn, CloseReason::Protocol(e), out);
                 }
-                if let Some((handle, _, _)) = self.conns.remove(&conn) {
-                    handle.cancel.cancel();
-                }
-                if let Some(w) = self.waiters.remove(&conn) {
-                    let _ = w.send(Err(Error::Closed("the peer closed the connection".into())));
-                }
                 self.state.on_closed(now, conn, out);
+                // Forget the connection after the events above have read it.
+                out.push(Action::Close {
+                    conn,
+                    reason: CloseReason::Disconnected,
+                });
             }
             Internal::DialFailed {
                 expected_id,

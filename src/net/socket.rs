@@ -131,6 +131,14 @@ impl MeshBuilder {
         self
     }
 
+    /// How long dialling a peer (TCP connect plus the transport's own
+    /// handshake) may take, and how long an accepted connection may take to
+    /// complete the transport's handshake. Default 5 s.
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
+        self
+    }
+
     /// Most open connections; further incoming ones are refused at once.
     /// Default 512.
     pub fn max_connections(mut self, n: usize) -> Self {

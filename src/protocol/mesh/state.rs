@@ -60,6 +60,8 @@ pub enum CloseReason {
     Misbehaving(&'static str),
     /// The peer's send queue stayed full: it does not read fast enough.
     TooSlow,
+    /// The peer or the network closed the connection.
+    Disconnected,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -76,6 +78,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout => f.write_str("no handshake in time"),
             CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
             CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
+            CloseReason::Disconnected => f.write_str("the connection was closed by the peer"),
         }
     }
 }
