@@ -548,6 +548,12 @@ impl Actor {
                 Event::PeerJoined(id)
             }
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
+            MeshEvent::Rebound { id, conn } => {
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Ok(id));
+                }
+                return;
+            }
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns

@@ -96,6 +96,14 @@ pub enum MeshEvent {
         /// Its connection.
         conn: ConnId,
     },
+    /// A peer that was already in the routing table is now reached on
+    /// another connection (two connections raced; this one was kept).
+    Rebound {
+        /// Its id.
+        id: PeerId,
+        /// The connection kept.
+        conn: ConnId,
+    },
     /// A peer in the routing table went away.
     PeerLeft {
         /// Its id.
@@ -589,11 +597,21 @@ impl MeshState {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let methods: Vec<Compression> = c
+        // The peer's advertised methods first, then ours: after a
+        // renegotiation the peer may still use a method from the list it
+        // had before our answer reaches it.
+        let mut methods: Vec<Compression> = c
             .peer
             .as_ref()
             .map(|h| h.compression.clone())
             .unwrap_or_default();
+        if c.peer.is_some() {
+            for m in &self.config.compression {
+                if !methods.contains(m) {
+                    methods.push(*m);
+                }
+            }
+        }
         let decoded = match decode_body(frame.body(), &methods, &self.config.limits) {
             Ok(d) => d,
             Err(e) => {
@@ -882,7 +900,8 @@ impl MeshState {
                     conn: existing,
                     reason: CloseReason::Conflict,
                 });
-                self.adopt(conn, id, out_addr, methods);
+                self.adopt(conn, id.clone(), out_addr, methods);
+                out.push(Action::Event(MeshEvent::Rebound { id, conn }));
                 self.send_peers(now, conn, out);
                 self.flush_awaiting_route(now, conn, out);
                 return;
