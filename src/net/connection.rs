@@ -186,6 +186,7 @@ async fn read_within(
     decoder: &mut FrameDecoder,
     limit: Option<Duration>,
 ) -> Option<std::io::Result<usize>> {
+    decoder.prepare_read();
     let read = reader.read_buf(decoder.buffer_mut());
     match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
