@@ -418,13 +418,7 @@ impl Actor {
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::WhisperConn { conn, packets } => {
-                let peer = self
-                    .state
-                    .peers()
-                    .into_iter()
-                    .find(|p| p.conn == conn)
-                    .map(|p| p.id);
-                if let Some(peer) = peer {
+                if let Some(peer) = self.state.peer_of(conn).cloned() {
                     let _ = self.state.whisper(now, &peer, packets, out);
                 }
             }
@@ -497,11 +491,18 @@ impl Actor {
     }
 
     fn carry_out(&mut self, out: &mut Vec<Action>) {
-        let mut i = 0;
-        // Actions may produce more actions (a slow peer's close); loop by index.
-        while i < out.len() {
-            let action = out[i].clone();
-            i += 1;
+        // Actions may produce more actions (a slow peer's close): loop until
+        // none are left.
+        while !out.is_empty() {
+            let batch = std::mem::take(out);
+            for action in batch {
+                self.carry_out_one(action, out);
+            }
+        }
+    }
+
+    fn carry_out_one(&mut self, action: Action, out: &mut Vec<Action>) {
+        {
             match action {
                 Action::Send { conn, frame } => {
                     let limit = self.spawner.settings.send_buffer;
@@ -511,10 +512,8 @@ impl Actor {
                     };
                     if full {
                         self.slow_dropped += 1;
-                        let mut more = Vec::new();
                         self.state
-                            .close(unix_now(), conn, CloseReason::TooSlow, &mut more);
-                        out.extend(more);
+                            .close(unix_now(), conn, CloseReason::TooSlow, out);
                     }
                 }
                 Action::Close { conn, reason } => {
@@ -535,7 +534,6 @@ impl Actor {
                 Action::Event(event) => self.on_event(event),
             }
         }
-        out.clear();
     }
 
     fn on_event(&mut self, event: MeshEvent) {
@@ -577,12 +575,7 @@ impl Actor {
             .get(&conn)
             .map(|c| (c.1.clone(), c.2))
             .unwrap_or_default();
-        let peer = self
-            .state
-            .peers()
-            .into_iter()
-            .find(|p| p.conn == conn)
-            .map(|p| p.id);
+        let peer = self.state.peer_of(conn).cloned();
         let msg = Message {
             inner: message,
             id,

@@ -343,6 +343,11 @@ impl MeshState {
         self.routing.get(peer).copied()
     }
 
+    /// The id of the peer on a connection, once it has handshaken.
+    pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
+        self.conns.get(&conn)?.peer.as_ref().map(|h| &h.id)
+    }
+
     /// Whether a peer is in the routing table.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
         self.routing.contains_key(peer)
