@@ -548,6 +548,7 @@ impl Actor {
                 Event::PeerJoined(id)
             }
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
+            MeshEvent::PeerList { from, peers } => Event::PeerList { from, peers },
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns
