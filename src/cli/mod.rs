@@ -1,6 +1,7 @@
 //! The `rs2p` command line: argument parsing and logging setup. Each
 //! subcommand lives in its own module.
 
+mod explain;
 mod json;
 mod node;
 
