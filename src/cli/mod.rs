@@ -1,6 +1,7 @@
 //! The `rs2p` command line: argument parsing and logging setup. Each
 //! subcommand lives in its own module.
 
+mod demo;
 mod explain;
 mod json;
 mod node;
@@ -15,6 +16,9 @@ use clap::{ArgAction, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Examples:
+  See a whole mesh work, in one process on loopback:
+    rs2p demo
+
   Start a chat node, and a second one that joins it:
     rs2p node --bind 127.0.0.1:4444
     rs2p node --bind 127.0.0.1:4445 --connect 127.0.0.1:4444
@@ -48,6 +52,10 @@ enum Command {
     /// Run a mesh node: chat on stdin/stdout, or JSON lines with --json.
     #[command(after_help = node::AFTER_HELP)]
     Node(node::NodeArgs),
+    /// Start a local mesh in this process, exercise it and check it: peer
+    /// discovery, broadcasts, a routed reply, a node killed and the heal.
+    #[command(after_help = demo::AFTER_HELP)]
+    Demo(demo::DemoArgs),
     /// Join a mesh, broadcast one message, leave.
     #[command(after_help = send::AFTER_HELP)]
     Send(send::SendArgs),
@@ -72,6 +80,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
     };
