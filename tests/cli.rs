@@ -544,3 +544,21 @@ fn peers_lists_a_nodes_peers() {
         assert!(node.wait_exit().success());
     }
 }
+
+#[test]
+fn ctrl_c_closes_connections_cleanly() {
+    let mut a = Node::spawn("A", &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Node::spawn("B", &["--connect", &a_addr]);
+    let b_id = b.id.clone();
+    a.wait_for("A sees B", |v| is_event(v, "peer_joined", &b_id));
+    let pid = libc::pid_t::try_from(b.child.id()).expect("pid");
+    // SAFETY: sending SIGINT to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = b.wait_exit();
+    assert!(status.success(), "B exited with {status}");
+    // A sees B leave at once (a closed connection, not a timeout).
+    a.wait_for("B left A's table", |v| is_event(v, "peer_left", &b_id));
+    a.op(json!({"op": "quit"}));
+    assert!(a.wait_exit().success());
+}

@@ -52,8 +52,8 @@ enum Command {
     /// Run a mesh node: chat on stdin/stdout, or JSON lines with --json.
     #[command(after_help = node::AFTER_HELP)]
     Node(node::NodeArgs),
-    /// Start a local mesh in this process, exercise it and check it: peer
-    /// discovery, broadcasts, a routed reply, a node killed and the heal.
+    /// See a mesh work: nodes in this process on loopback, exercised and
+    /// checked (start here).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
     /// Join a mesh, broadcast one message, leave.

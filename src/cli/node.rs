@@ -133,7 +133,21 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         }
     }
     tracing::info!(?stop, "shutting down");
-    node.close().await;
+    if stop == Stop::Interrupted && !out.json {
+        eprintln!("-- interrupted: closing connections (Ctrl-C again to quit at once)");
+    }
+    let again = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = node.close() => {}
+        () = again => {
+            eprintln!("rs2p: interrupted again; quitting without closing cleanly.");
+            return ExitCode::from(130);
+        }
+    }
     // Print what was already queued; the task ends once the queue is empty.
     let _ = tokio::time::timeout(Duration::from_secs(2), messages).await;
     events.abort();
