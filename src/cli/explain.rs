@@ -93,9 +93,10 @@ pub fn connect_error(addr: &str, e: &Error, ours: &Protocol) -> String {
 /// The name of a well-known subnet with this id, and whose default it is.
 fn known_subnet(id: &str) -> Option<(&'static str, &'static str)> {
     [
-        ("", "py2p's default"),
-        ("mesh", "rs2p's default"),
-        ("rs2p-demo", "rs2p demo's"),
+        ("mesh", "the default of rs2p and of py2p's MeshSocket"),
+        ("sync", "the default of py2p's SyncSocket"),
+        ("", "the subnet of py2p's base Protocol default"),
+        ("rs2p-demo", "the subnet of rs2p demo"),
     ]
     .into_iter()
     .find(|(name, _)| Protocol::new(*name, "Plaintext").id() == id)
@@ -158,7 +159,7 @@ mod tests {
         assert!(text.contains("subnet \"chat\" has id"), "{text}");
         assert!(text.contains(ours.id()), "{text}");
         assert!(text.contains("the peer's id is THEIRS ("), "{text}");
-        let py2p = Protocol::new("", "Plaintext");
+        let py2p = Protocol::new("sync", "Plaintext");
         let text = connect_error(
             "h:1",
             &Error::SubnetMismatch {
@@ -169,7 +170,8 @@ mod tests {
         );
         assert!(
             text.ends_with(
-                "which is subnet \"\" (py2p's default); start this node with --subnet ''"
+                "which is subnet \"sync\" (the default of py2p's SyncSocket); \
+                 start this node with --subnet sync"
             ),
             "{text}"
         );
