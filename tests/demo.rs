@@ -122,3 +122,21 @@ fn png_without_graphviz_is_a_clear_error() {
     assert!(err.contains("--dot FILE"), "{err}");
     assert!(out.is_empty(), "nothing ran: {out}");
 }
+
+#[test]
+fn small_demo_forces_the_routed_reply() {
+    // Three nodes end up all connected, so the demo adds a node that knows
+    // only n0 to have someone to reply to through a route.
+    let (status, out, err) = run_demo(&["--nodes", "3", "--messages", "2"], None);
+    assert!(status.success(), "exit {status}\n{out}\n{err}");
+    assert!(out.starts_with("rs2p demo: 3 nodes + 1 extra"), "{out}");
+    assert!(
+        out.contains("every pair was connected, so n3 joined through n0 only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(0 -> 1 dials)"),
+        "the extra node dialled once, for the route: {out}"
+    );
+    assert!(out.contains("PASS: all "), "{out}");
+}

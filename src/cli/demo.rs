@@ -616,7 +616,7 @@ impl Demo {
             "the reply went through a route request",
             !before.linked(replier, target)
                 && dials_after > dials_before
-                && after.linked(replier, target),
+                && after.dialled.contains(&(replier, target)),
             format!(
                 "{r_name} was not connected to {t_name}; a peer answered the route request \
                  and {r_name} dialled {t_name} (dials {dials_before} -> {dials_after})"
