@@ -546,7 +546,7 @@ impl Actor {
                 Event::PeerJoined(id)
             }
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
-            MeshEvent::Rebound { id, conn } => {
+            MeshEvent::Rebound { id, conn } | MeshEvent::Duplicate { id, conn } => {
                 if let Some(w) = self.waiters.remove(&conn) {
                     let _ = w.send(Ok(id));
                 }

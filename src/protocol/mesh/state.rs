@@ -104,6 +104,14 @@ pub enum MeshEvent {
         /// The connection kept.
         conn: ConnId,
     },
+    /// A connection turned out to duplicate one the peer is already
+    /// reached on, and is being closed; the peer stays connected.
+    Duplicate {
+        /// The peer's id.
+        id: PeerId,
+        /// The duplicate connection.
+        conn: ConnId,
+    },
     /// A peer in the routing table went away.
     PeerLeft {
         /// Its id.
@@ -259,7 +267,8 @@ pub struct MeshState {
     /// Ids we are dialling (expected id → address), not yet open.
     dialling: HashMap<PeerId, (String, u16)>,
     /// Dials without an expected id that are under way.
-    anonymous_dials: usize,
+    /// Addresses dialled without an expected id, not yet open.
+    anonymous_dials: Vec<(String, u16)>,
     waterfall: Waterfall,
     /// request id → the reply waiting for a route.
     pending: HashMap<Vec<u8>, PendingReply>,
@@ -290,7 +299,7 @@ impl MeshState {
             conns: HashMap::new(),
             routing: HashMap::new(),
             dialling: HashMap::new(),
-            anonymous_dials: 0,
+            anonymous_dials: Vec::new(),
             waterfall,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
@@ -428,7 +437,16 @@ impl MeshState {
                 Some(id) => {
                     self.dialling.remove(id);
                 }
-                None => self.anonymous_dials = self.anonymous_dials.saturating_sub(1),
+                None => {
+                    let at = self
+                        .anonymous_dials
+                        .iter()
+                        .position(|(h, p)| format!("{h}:{p}") == remote)
+                        .unwrap_or(0);
+                    if at < self.anonymous_dials.len() {
+                        self.anonymous_dials.remove(at);
+                    }
+                }
             }
         }
         self.conns.insert(
@@ -457,7 +475,11 @@ impl MeshState {
                 self.book
                     .failed(id, now.saturating_mul(1000), &mut self.rng);
             }
-            None => self.anonymous_dials = self.anonymous_dials.saturating_sub(1),
+            None => {
+                if !self.anonymous_dials.is_empty() {
+                    self.anonymous_dials.remove(0);
+                }
+            }
         }
     }
 
@@ -481,6 +503,20 @@ impl MeshState {
         };
         if self.routing.get(&h.id) == Some(&conn) {
             self.routing.remove(&h.id);
+            // A second, standby connection to the same peer takes over.
+            let standby = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.peer.as_ref().is_some_and(|p| p.id == h.id))
+                .map(|(&c, _)| c);
+            if let Some(standby) = standby {
+                self.routing.insert(h.id.clone(), standby);
+                out.push(Action::Event(MeshEvent::Rebound {
+                    id: h.id,
+                    conn: standby,
+                }));
+                return;
+            }
             if lost && self.config.reconnect {
                 self.book
                     .lost(&h.id, now.saturating_mul(1000), &mut self.rng);
@@ -563,7 +599,7 @@ impl MeshState {
     fn dial_budget(&self) -> usize {
         self.config
             .max_outgoing
-            .saturating_sub(self.outgoing_count() + self.dialling.len() + self.anonymous_dials)
+            .saturating_sub(self.outgoing_count() + self.dialling.len() + self.anonymous_dials.len())
     }
 
     fn redial(&mut self, now_ms: u64, out: &mut Vec<Action>) {
@@ -895,11 +931,31 @@ impl MeshState {
             return;
         }
         if let Some(&existing) = self.routing.get(&id) {
+            let existing_outgoing = self.conns.get(&existing).map(|c| c.outgoing);
+            if existing != conn && existing_outgoing == Some(outgoing) {
+                // Two connections dialled from the same end. The dialler
+                // keeps the one it adopted first and closes this one; the
+                // accepting end keeps both until then, routing over the
+                // first and failing over if that is the one closed.
+                if outgoing {
+                    out.push(Action::Event(MeshEvent::Duplicate { id, conn }));
+                    self.close(now, conn, CloseReason::Conflict, out);
+                } else if let Some(c) = self.conns.get_mut(&conn) {
+                    c.expected_id = None;
+                    c.peer = Some(Handshaken {
+                        id,
+                        out_addr,
+                        compression: methods,
+                    });
+                }
+                return;
+            }
             if existing != conn {
                 // Both ends dialled each other. Decide as py2p does, so both
                 // ends keep the same connection.
                 let keep_existing = (id_greater(&self.me, &id)) ^ outgoing;
                 if keep_existing {
+                    out.push(Action::Event(MeshEvent::Duplicate { id, conn }));
                     self.close(now, conn, CloseReason::Conflict, out);
                     return;
                 }
@@ -992,7 +1048,13 @@ impl MeshState {
             }
             listed.push((id.clone(), addr.clone()));
             self.book.learn(&id, addr.clone());
+            let addr_text = format!("{}:{}", addr.0, addr.1);
             if self.routing.contains_key(&id)
+                || self.anonymous_dials.contains(&addr)
+                || self
+                    .conns
+                    .values()
+                    .any(|c| c.peer.is_none() && c.remote == addr_text)
                 || self.dialling.contains_key(&id)
                 || self
                     .conns
@@ -1374,7 +1436,7 @@ impl MeshState {
             Some(id) => {
                 self.dialling.insert(id.clone(), addr);
             }
-            None => self.anonymous_dials += 1,
+            None => self.anonymous_dials.push(addr),
         }
     }
 
