@@ -239,7 +239,7 @@ async fn ssl_burst_into_py2p_arrives_whole() {
             .await
             .unwrap();
     }
-    let mut seen = vec![false; N];
+    let mut seen = [false; N];
     for _ in 0..N {
         let m = p.wait_for(WAIT, |v| {
             v["event"] == "message" && text_of(v).starts_with("burst-")
