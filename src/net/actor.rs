@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use super::connection::{self, ConnHandle, Spawner};
@@ -381,13 +380,12 @@ impl Actor {
                 if let Some(e) = error {
                     self.state.close(now, conn, CloseReason::Protocol(e), out);
                 }
-                if let Some((handle, _, _)) = self.conns.remove(&conn) {
-                    handle.cancel.cancel();
-                }
-                if let Some(w) = self.waiters.remove(&conn) {
-                    let _ = w.send(Err(Error::Closed("the peer closed the connection".into())));
-                }
                 self.state.on_closed(now, conn, out);
+                // Forget the connection after the events above have read it.
+                out.push(Action::Close {
+                    conn,
+                    reason: CloseReason::Disconnected,
+                });
             }
             Internal::DialFailed {
                 expected_id,
@@ -420,13 +418,7 @@ impl Actor {
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::WhisperConn { conn, packets } => {
-                let peer = self
-                    .state
-                    .peers()
-                    .into_iter()
-                    .find(|p| p.conn == conn)
-                    .map(|p| p.id);
-                if let Some(peer) = peer {
+                if let Some(peer) = self.state.peer_of(conn).cloned() {
                     let _ = self.state.whisper(now, &peer, packets, out);
                 }
             }
@@ -499,25 +491,29 @@ impl Actor {
     }
 
     fn carry_out(&mut self, out: &mut Vec<Action>) {
-        let mut i = 0;
-        // Actions may produce more actions (a slow peer's close); loop by index.
-        while i < out.len() {
-            let action = out[i].clone();
-            i += 1;
+        // Actions may produce more actions (a slow peer's close): loop until
+        // none are left.
+        while !out.is_empty() {
+            let batch = std::mem::take(out);
+            for action in batch {
+                self.carry_out_one(action, out);
+            }
+        }
+    }
+
+    fn carry_out_one(&mut self, action: Action, out: &mut Vec<Action>) {
+        {
             match action {
                 Action::Send { conn, frame } => {
+                    let limit = self.spawner.settings.send_buffer;
                     let full = match self.conns.get(&conn) {
-                        Some((handle, _, _)) => {
-                            matches!(handle.frames.try_send(frame), Err(TrySendError::Full(_)))
-                        }
+                        Some((handle, _, _)) => !handle.try_queue(frame, limit),
                         None => false,
                     };
                     if full {
                         self.slow_dropped += 1;
-                        let mut more = Vec::new();
                         self.state
-                            .close(unix_now(), conn, CloseReason::TooSlow, &mut more);
-                        out.extend(more);
+                            .close(unix_now(), conn, CloseReason::TooSlow, out);
                     }
                 }
                 Action::Close { conn, reason } => {
@@ -538,7 +534,6 @@ impl Actor {
                 Action::Event(event) => self.on_event(event),
             }
         }
-        out.clear();
     }
 
     fn on_event(&mut self, event: MeshEvent) {
@@ -551,6 +546,12 @@ impl Actor {
                 Event::PeerJoined(id)
             }
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
+            MeshEvent::Rebound { id, conn } => {
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Ok(id));
+                }
+                return;
+            }
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns
@@ -574,12 +575,7 @@ impl Actor {
             .get(&conn)
             .map(|c| (c.1.clone(), c.2))
             .unwrap_or_default();
-        let peer = self
-            .state
-            .peers()
-            .into_iter()
-            .find(|p| p.conn == conn)
-            .map(|p| p.id);
+        let peer = self.state.peer_of(conn).cloned();
         let msg = Message {
             inner: message,
             id,

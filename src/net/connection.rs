@@ -2,7 +2,7 @@
 //! the actor, and a write loop that drains a bounded queue with batched
 //! writes. Neither ever makes the actor wait.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,9 @@ use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
 /// What the actor keeps for each open connection.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
-    pub(crate) frames: mpsc::Sender<Bytes>,
+    pub(crate) frames: mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued and not yet written; bounded by `ConnSettings::send_buffer`.
+    pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -28,7 +30,9 @@ pub(crate) struct ConnHandle {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnSettings {
     pub(crate) max_frame_len: usize,
-    pub(crate) send_queue: usize,
+    /// Bytes that may wait in a connection's send queue; past that the
+    /// peer is too slow and is disconnected.
+    pub(crate) send_buffer: usize,
     /// A connection part-way through a frame for this long is closed.
     pub(crate) stall_timeout: Duration,
     /// A connection silent for this long is closed.
@@ -38,6 +42,24 @@ pub(crate) struct ConnSettings {
 /// Allocates connection ids.
 #[derive(Debug, Default)]
 pub(crate) struct ConnIds(AtomicU64);
+
+impl ConnHandle {
+    /// Queues a frame unless that would exceed `limit` bytes waiting;
+    /// returns false when the peer is too slow.
+    pub(crate) fn try_queue(&self, frame: Bytes, limit: usize) -> bool {
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > limit {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        // A closed connection drops the frame; its closing is reported apart.
+        if self.frames.send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        true
+    }
+}
 
 impl ConnIds {
     pub(crate) fn next(&self) -> ConnId {
@@ -63,10 +85,12 @@ pub(crate) async fn start(
         writer,
         remote,
     } = stream;
-    let (tx, rx) = mpsc::channel::<Bytes>(settings.send_queue.max(1));
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicUsize::new(0));
     let cancel = parent.child_token();
     let handle = ConnHandle {
         frames: tx,
+        queued: queued.clone(),
         cancel: cancel.clone(),
     };
     // Opened goes first on the channel, so the actor knows the connection
@@ -85,7 +109,7 @@ pub(crate) async fn start(
     {
         return;
     }
-    tracker.spawn(write_loop(writer, rx, cancel.clone()));
+    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
     tracker.spawn(read_loop(reader, conn, internal, cancel, settings.clone()));
 }
 
@@ -145,6 +169,14 @@ async fn read_loop(
         }
     };
     cancel.cancel();
+    if error.is_none() {
+        // Read on until the peer's FIN (bounded) so our close is a clean
+        // one: unread bytes would turn it into a reset that can discard
+        // what we just wrote.
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
+    }
     let _ = internal.send(Internal::Closed { conn, error }).await;
 }
 
@@ -154,6 +186,7 @@ async fn read_within(
     decoder: &mut FrameDecoder,
     limit: Option<Duration>,
 ) -> Option<std::io::Result<usize>> {
+    decoder.prepare_read();
     let read = reader.read_buf(decoder.buffer_mut());
     match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
@@ -161,22 +194,28 @@ async fn read_within(
     }
 }
 
+/// How long a closing connection may spend writing what was queued.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
 /// Most frames gathered into one write.
 const MAX_BATCH: usize = 256;
 
 async fn write_loop(
     mut writer: Box<dyn FrameWriter>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+    let mut flush_on_exit = true;
     loop {
         let first = tokio::select! {
-            _ = cancel.cancelled() => break,
-            next = rx.recv() => match next {
+            biased;
+            next = rx.recv(), if !cancel.is_cancelled() => match next {
                 Some(frame) => frame,
                 None => break,
             },
+            _ = cancel.cancelled() => break,
         };
         batch.push(first);
         // Batch whatever else is queued into the same write.
@@ -190,12 +229,27 @@ async fn write_loop(
             _ = cancel.cancelled() => break,
             r = writer.write_frames(&batch) => r,
         };
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        queued.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
         if written.is_err() {
+            flush_on_exit = false;
             break;
         }
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+    // Closing: write what was already queued (bounded in time), then FIN.
+    let flush = async {
+        if flush_on_exit {
+            while let Ok(frame) = rx.try_recv() {
+                batch.push(frame);
+            }
+            if !batch.is_empty() {
+                writer.write_frames(&batch).await?;
+            }
+        }
+        writer.shutdown().await
+    };
+    let _ = tokio::time::timeout(CLOSE_FLUSH, flush).await;
     cancel.cancel();
 }
 

@@ -43,7 +43,7 @@ use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 pub struct MeshBuilder {
     config: MeshConfig,
     out_addr: Option<(String, u16)>,
-    send_queue: usize,
+    send_buffer: usize,
     recv_queue: usize,
     dial_timeout: Duration,
     handshake_timeout: Duration,
@@ -61,7 +61,7 @@ impl Default for MeshBuilder {
         MeshBuilder {
             config: MeshConfig::default(),
             out_addr: None,
-            send_queue: 4096,
+            send_buffer: 4 << 20,
             recv_queue: 65_536,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
@@ -109,10 +109,11 @@ impl MeshBuilder {
         self
     }
 
-    /// Frames queued per connection before the peer counts as too slow and
-    /// is disconnected. Default 4096.
-    pub fn send_queue(mut self, frames: usize) -> Self {
-        self.send_queue = frames;
+    /// Bytes that may wait to be written to one peer; a peer that lets
+    /// more pile up is too slow and is disconnected, so it can neither stall
+    /// the node nor grow its memory. Default 4 MiB.
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
         self
     }
 
@@ -129,6 +130,14 @@ impl MeshBuilder {
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self.config.handshake_timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+
+    /// How long dialling a peer (TCP connect plus the transport's own
+    /// handshake) may take, and how long an accepted connection may take to
+    /// complete the transport's handshake. Default 5 s.
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
         self
     }
 
@@ -270,7 +279,7 @@ impl MeshBuilder {
                 tracker: tracker.clone(),
                 settings: ConnSettings {
                     max_frame_len: limits.max_frame_len,
-                    send_queue: self.send_queue,
+                    send_buffer: self.send_buffer,
                     stall_timeout: self.stall_timeout,
                     idle_timeout: self.idle_timeout,
                 },
@@ -363,31 +372,87 @@ impl MeshSocket {
     ///
     /// # Errors
     /// As [`MeshBuilder::bind`].
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_ne!(node.addr().port(), 0);
+    /// node.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn bind(addr: &str) -> Result<MeshSocket, Error> {
         MeshBuilder::default().bind(addr).await
     }
 
     /// A builder for a node with non-default settings.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::builder().max_outgoing(2).bind("127.0.0.1:0").await?;
+    /// # node.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> MeshBuilder {
         MeshBuilder::default()
     }
 
     /// This node's id.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// println!("my id is {}", node.id());
+    /// assert!(!node.id().as_bytes().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &PeerId {
         &self.shared.id
     }
 
     /// The address the listener is bound to.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.shared.local
     }
 
     /// The address advertised to peers.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.out_addr(), ("127.0.0.1", node.addr().port()));
+    /// # Ok(()) }
+    /// ```
     pub fn out_addr(&self) -> (&str, u16) {
         (&self.shared.out_addr.0, self.shared.out_addr.1)
     }
 
     /// The subnet.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.protocol().subnet(), "mesh");
+    /// # Ok(()) }
+    /// ```
     pub fn protocol(&self) -> &Protocol {
         &self.shared.protocol
     }
@@ -456,6 +521,21 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::BadAddress`], then those of [`connect`](Self::connect).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let c = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let id = c.connect_addr(&a.addr().to_string()).await?;
+    /// assert_eq!(&id, a.id());
+    /// assert!(matches!(c.connect_addr("no-port").await, Err(rs2p::Error::BadAddress(_))));
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_addr(&self, addr: &str) -> Result<PeerId, Error> {
         let (host, port) = split_host_port(addr)?;
         self.connect(&host, port, None).await
@@ -485,6 +565,20 @@ impl MeshSocket {
     /// # Errors
     /// [`Error::Send`] if the message exceeds the frame limit;
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let id = b.send(packets!["hello", 1, true]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.id(), id);
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&self, packets: Vec<Packet>) -> Result<MessageId, Error> {
         self.send_with(
             packets,
@@ -501,6 +595,21 @@ impl MeshSocket {
     /// # Errors
     /// [`Error::Send`] with [`SendError::ReservedType`](crate::protocol::mesh::SendError::ReservedType)
     /// for other main flags; otherwise as [`send`](Self::send).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// use rs2p::protocol::MainFlag;
+    /// // Packet 0 is the application's own flag, above the reserved range.
+    /// b.send_with(packets!["x"], 0x40.into(), MainFlag::Whisper).await?;
+    /// assert!(b.send_with(packets![], 0.into(), MainFlag::Renegotiate).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn send_with(
         &self,
         packets: Vec<Packet>,
@@ -520,6 +629,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.whisper(a.id(), packets!["just for you"]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.kind(), rs2p::MessageKind::Whisper);
+    /// # Ok(()) }
+    /// ```
     pub async fn whisper(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<MessageId, Error> {
         self.ask(|done| Command::Whisper {
             to: peer.clone(),
@@ -534,6 +657,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if too many replies are waiting for routes.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.reply_to(a.id(), packets!["answer"]).await?;
+    /// assert_eq!(a.next_message().await?.packets()[0].as_str(), Some("answer"));
+    /// # Ok(()) }
+    /// ```
     pub async fn reply_to(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<(), Error> {
         self.ask(|done| Command::Reply {
             to: peer.clone(),
@@ -544,6 +680,21 @@ impl MeshSocket {
     }
 
     /// Takes the oldest queued message, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert!(a.recv().is_none());
+    /// b.send(packets!["one"]).await?;
+    /// let _ = a.next_message().await?; // or poll recv() until it returns Some
+    /// assert!(a.recv().is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn recv(&self) -> Option<Message> {
         self.shared
             .inbox
@@ -554,6 +705,26 @@ impl MeshSocket {
     }
 
     /// Takes up to `n` queued messages, oldest first.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// for i in 0..3 { b.send(packets![i]).await?; }
+    /// let mut got = vec![a.next_message().await?];
+    /// while got.len() < 3 {
+    ///     got.extend(a.recv_many(3 - got.len()));
+    ///     if got.len() < 3 {
+    ///         got.push(a.next_message().await?);
+    ///     }
+    /// }
+    /// assert_eq!(got[2].packets()[0].as_i64(), Some(2));
+    /// # Ok(()) }
+    /// ```
     pub fn recv_many(&self, n: usize) -> Vec<Message> {
         let mut queue = self
             .shared
@@ -571,6 +742,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] once the node has stopped and the queue is empty.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hi"]).await?;
+    /// let msg = tokio::time::timeout(std::time::Duration::from_secs(5), a.next_message()).await.expect("in time")?;
+    /// assert_eq!(msg.sender(), b.id());
+    /// # Ok(()) }
+    /// ```
     pub async fn next_message(&self) -> Result<Message, Error> {
         loop {
             let notified = self.shared.inbox.notify.notified();
@@ -592,6 +777,20 @@ impl MeshSocket {
     /// A subscription to this node's events. Each subscriber sees every
     /// event raised after it subscribed; a subscriber that falls more than
     /// 1,024 events behind gets `RecvError::Lagged`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{Event, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let mut events = a.events();
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(events.recv().await.unwrap(), Event::Connect);
+    /// assert_eq!(events.recv().await.unwrap(), Event::PeerJoined(b.id().clone()));
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
@@ -631,6 +830,16 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let snap = node.snapshot().await?;
+    /// assert!(snap.peers.is_empty() && snap.errors.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
         self.ask(Command::Snapshot).await
     }
@@ -639,6 +848,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let table = b.routing_table().await?;
+    /// assert_eq!(&table[0].id, a.id());
+    /// assert!(table[0].outgoing);
+    /// # Ok(()) }
+    /// ```
     pub async fn routing_table(&self) -> Result<Vec<PeerInfo>, Error> {
         Ok(self.snapshot().await?.peers)
     }
@@ -647,6 +870,15 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.awaiting_ids().await?, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn awaiting_ids(&self) -> Result<usize, Error> {
         Ok(self.snapshot().await?.awaiting)
     }
@@ -655,6 +887,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(b.outgoing().await?, vec![a.id().clone()]);
+    /// # Ok(()) }
+    /// ```
     pub async fn outgoing(&self) -> Result<Vec<PeerId>, Error> {
         Ok(self
             .routing_table()
@@ -669,6 +913,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(a.incoming().await?, vec![b.id().clone()]);
+    /// # Ok(()) }
+    /// ```
     pub async fn incoming(&self) -> Result<Vec<PeerId>, Error> {
         Ok(self
             .routing_table()
@@ -683,6 +939,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert!(b.disconnect(a.id()).await?);
+    /// assert!(b.routing_table().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect(&self, peer: &PeerId) -> Result<bool, Error> {
         self.ask(|done| Command::Disconnect {
             peer: peer.clone(),
@@ -696,6 +965,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.request_peers()?; // peers we learn about are dialled
+    /// # Ok(()) }
+    /// ```
     pub fn request_peers(&self) -> Result<(), Error> {
         self.command(Command::RequestPeers)
     }
@@ -704,6 +985,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// use rs2p::protocol::Compression;
+    /// b.renegotiate(a.id(), vec![Compression::Zlib]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn renegotiate(&self, peer: &PeerId, methods: Vec<Compression>) -> Result<(), Error> {
         self.ask(|done| Command::Renegotiate {
             peer: peer.clone(),
@@ -717,6 +1011,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.request_resend(a.id()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn request_resend(&self, peer: &PeerId) -> Result<(), Error> {
         self.ask(|done| Command::RequestResend {
             peer: peer.clone(),
@@ -729,11 +1035,29 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.status().await?.is_empty()); // nominal
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<Vec<String>, Error> {
         Ok(self.snapshot().await?.errors)
     }
 
     /// Unix time now, in seconds, as the node stamps messages.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.now() > 1_600_000_000);
+    /// # Ok(()) }
+    /// ```
     pub fn now(&self) -> u64 {
         unix_now()
     }
@@ -741,6 +1065,17 @@ impl MeshSocket {
     /// Shuts the node down: closes every connection and the listener and
     /// waits until every task has ended. Other handles see
     /// [`Error::Shutdown`] afterwards.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let other = node.clone();
+    /// node.close().await;
+    /// assert!(matches!(other.snapshot().await, Err(rs2p::Error::Shutdown)));
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.command(Command::Close(tx)).is_ok() {

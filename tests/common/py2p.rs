@@ -205,6 +205,26 @@ impl Py2pNode {
             .collect()
     }
 
+    /// Waits (bounded) until its routing table holds `n` peers; returns them.
+    pub fn wait_peer_count(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let peers = self.peers();
+            if peers.len() == n {
+                return peers;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: has {} peers, expected {n}\n{}",
+                    self.name,
+                    peers.len(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What it printed on stderr.
     pub fn logs(&self) -> String {
         format!(

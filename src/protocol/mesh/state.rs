@@ -60,6 +60,8 @@ pub enum CloseReason {
     Misbehaving(&'static str),
     /// The peer's send queue stayed full: it does not read fast enough.
     TooSlow,
+    /// The peer or the network closed the connection.
+    Disconnected,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -76,6 +78,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout => f.write_str("no handshake in time"),
             CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
             CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
+            CloseReason::Disconnected => f.write_str("the connection was closed by the peer"),
         }
     }
 }
@@ -91,6 +94,14 @@ pub enum MeshEvent {
         /// Its id.
         id: PeerId,
         /// Its connection.
+        conn: ConnId,
+    },
+    /// A peer that was already in the routing table is now reached on
+    /// another connection (two connections raced; this one was kept).
+    Rebound {
+        /// Its id.
+        id: PeerId,
+        /// The connection kept.
         conn: ConnId,
     },
     /// A peer in the routing table went away.
@@ -330,6 +341,11 @@ impl MeshState {
     /// The connection a peer is reached on.
     pub fn conn_of(&self, peer: &PeerId) -> Option<ConnId> {
         self.routing.get(peer).copied()
+    }
+
+    /// The id of the peer on a connection, once it has handshaken.
+    pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
+        self.conns.get(&conn)?.peer.as_ref().map(|h| &h.id)
     }
 
     /// Whether a peer is in the routing table.
@@ -586,11 +602,21 @@ impl MeshState {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let methods: Vec<Compression> = c
+        // The peer's advertised methods first, then ours: after a
+        // renegotiation the peer may still use a method from the list it
+        // had before our answer reaches it.
+        let mut methods: Vec<Compression> = c
             .peer
             .as_ref()
             .map(|h| h.compression.clone())
             .unwrap_or_default();
+        if c.peer.is_some() {
+            for m in &self.config.compression {
+                if !methods.contains(m) {
+                    methods.push(*m);
+                }
+            }
+        }
         let decoded = match decode_body(frame.body(), &methods, &self.config.limits) {
             Ok(d) => d,
             Err(e) => {
@@ -879,7 +905,8 @@ impl MeshState {
                     conn: existing,
                     reason: CloseReason::Conflict,
                 });
-                self.adopt(conn, id, out_addr, methods);
+                self.adopt(conn, id.clone(), out_addr, methods);
+                out.push(Action::Event(MeshEvent::Rebound { id, conn }));
                 self.send_peers(now, conn, out);
                 self.flush_awaiting_route(now, conn, out);
                 return;

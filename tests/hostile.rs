@@ -1,0 +1,523 @@
+//! Hostile peers: each case attacks node M of the line A–M–B and checks
+//! that the attacker is disconnected, that memory stays bounded, and that A
+//! and B still exchange broadcasts through M afterwards.
+
+use std::time::Duration;
+
+use rs2p::protocol::{
+    compression, frame_from_body, CodecLimits, Compression, IdWire, InternalMessage, MainFlag,
+    PeerId, Protocol, SubFlag,
+};
+use rs2p::{packets, MeshBuilder, MeshSocket, Packet};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Trio {
+    a: MeshSocket,
+    m: MeshSocket,
+    b: MeshSocket,
+}
+
+fn base() -> MeshBuilder {
+    MeshSocket::builder().max_outgoing(0).reconnect(false)
+}
+
+async fn trio(m_builder: MeshBuilder) -> Trio {
+    let m = m_builder.bind("127.0.0.1:0").await.unwrap();
+    let a = base().bind("127.0.0.1:0").await.unwrap();
+    let b = base().bind("127.0.0.1:0").await.unwrap();
+    a.connect("127.0.0.1", m.addr().port(), None).await.unwrap();
+    b.connect("127.0.0.1", m.addr().port(), None).await.unwrap();
+    Trio { a, m, b }
+}
+
+impl Trio {
+    /// A and B still exchange broadcasts through M, each exactly once.
+    async fn still_works(&self, tag: &str) {
+        let text = format!("a-{tag}");
+        self.a.send(packets![text.clone()]).await.unwrap();
+        let got = next_with(&self.b, &text).await;
+        assert_eq!(got.sender(), self.a.id());
+        let text = format!("b-{tag}");
+        self.b.send(packets![text.clone()]).await.unwrap();
+        next_with(&self.a, &text).await;
+        assert!(self.b.recv().is_none(), "duplicate at B");
+    }
+
+    async fn close(self) {
+        self.a.close().await;
+        self.m.close().await;
+        self.b.close().await;
+    }
+}
+
+/// The next message carrying `text`, skipping others; bounded.
+async fn next_with(node: &MeshSocket, text: &str) -> rs2p::Message {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let m = node.next_message().await.unwrap();
+            if m.packets().first().and_then(Packet::as_str) == Some(text) {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{text} never arrived"))
+}
+
+/// Reads (and discards) until the peer closes; panics if it does not
+/// within `WAIT`.
+async fn assert_closed_by_peer(stream: &mut TcpStream, case: &str) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "{case}: the attacker was not disconnected");
+}
+
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// Reserved (not only touched) memory, which reservations on a peer's word
+/// would grow even before any byte is written into them.
+fn data_kib() -> u64 {
+    status_kib("VmData:")
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn attacker_id() -> PeerId {
+    PeerId::new(
+        &b"attacker1111111111111111111111111111111111111111111111111111111"[..],
+        IdWire::Bin,
+    )
+}
+
+fn frame(msg: &InternalMessage) -> Vec<u8> {
+    msg.encode_frame(None, &CodecLimits::default())
+        .unwrap()
+        .to_vec()
+}
+
+fn handshake(compression: &[Compression]) -> Vec<u8> {
+    let proto = Protocol::default();
+    let id = attacker_id();
+    frame(&InternalMessage::new(
+        MainFlag::Whisper,
+        id.clone(),
+        now(),
+        vec![
+            SubFlag::Handshake.as_u8().into(),
+            Packet::bin(id.bytes().clone()),
+            Packet::bin(proto.id().as_bytes().to_vec()),
+            packets!["127.0.0.1", 9].into(),
+            Packet::Array(
+                compression
+                    .iter()
+                    .map(|c| Packet::from(c.as_u8()))
+                    .collect(),
+            ),
+        ],
+    ))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Connects to M and completes a valid handshake as a peer.
+async fn handshaken_attacker(t: &Trio, compression: &[Compression]) -> TcpStream {
+    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    s.write_all(&handshake(compression)).await.unwrap();
+    let id = attacker_id();
+    tokio::time::timeout(WAIT, async {
+        while !t
+            .m
+            .routing_table()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == id)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the attacker's handshake was accepted");
+    s
+}
+
+async fn assert_not_in_table(t: &Trio) {
+    let id = attacker_id();
+    tokio::time::timeout(WAIT, async {
+        while t
+            .m
+            .routing_table()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == id)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the attacker left the routing table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes() {
+    let t = trio(base()).await;
+    // Text where a length prefix belongs: "GET " announces ~1.2 GB.
+    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_closed_by_peer(&mut s, "http garbage").await;
+    // Random bytes behind a plausible prefix.
+    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    let mut junk = vec![0, 0, 0, 200];
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        junk.push(x as u8);
+    }
+    s.write_all(&junk).await.unwrap();
+    assert_closed_by_peer(&mut s, "random garbage").await;
+    t.still_works("garbage").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_gib_length_prefix() {
+    let t = trio(base()).await;
+    let before = rss_kib();
+    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+        .await
+        .unwrap();
+    assert_closed_by_peer(&mut s, "4 GiB prefix").await;
+    assert!(rss_kib() < before + 64 * 1024, "memory grew");
+    t.still_works("4gib").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frame_then_silence() {
+    let t = trio(base().stall_timeout(Duration::from_millis(500))).await;
+    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    s.write_all(&[0, 0, 3, 232, 1, 2, 3, 4, 5]).await.unwrap();
+    assert_closed_by_peer(&mut s, "truncated frame").await;
+    t.still_works("truncated").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_checksum() {
+    let t = trio(base()).await;
+    let mut s = handshaken_attacker(&t, &[]).await;
+    let msg = InternalMessage::new(MainFlag::Broadcast, attacker_id(), now(), packets![0, "x"]);
+    let mut f = frame(&msg);
+    f[10] ^= 0xff; // inside the checksum
+    s.write_all(&f).await.unwrap();
+    assert_closed_by_peer(&mut s, "bad checksum").await;
+    assert_not_in_table(&t).await;
+    t.still_works("checksum").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_checksum_over_invalid_msgpack() {
+    let t = trio(base()).await;
+    let mut s = handshaken_attacker(&t, &[]).await;
+    for packed in [
+        vec![0xc1u8],
+        vec![0x94, 0x00],
+        b"not msgpack".to_vec(),
+        vec![0xa1, 0xff],
+    ] {
+        let mut body = Sha256::digest(&packed).to_vec();
+        body.extend_from_slice(&packed);
+        let f = frame_from_body(&body, &CodecLimits::default()).unwrap();
+        // Only the first reaches M before it closes; the rest may fail to write.
+        let _ = s.write_all(&f).await;
+    }
+    assert_closed_by_peer(&mut s, "invalid msgpack").await;
+    assert_not_in_table(&t).await;
+    t.still_works("msgpack").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_with_wrong_field_types() {
+    let t = trio(base()).await;
+    let bad_payloads: Vec<Vec<Packet>> = vec![
+        // id is an integer
+        vec![
+            5.into(),
+            123.into(),
+            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
+            packets!["127.0.0.1", 9].into(),
+            Packet::Array(vec![]),
+        ],
+        // address is a string
+        vec![
+            5.into(),
+            Packet::bin(attacker_id().bytes().clone()),
+            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
+            "127.0.0.1:9".into(),
+            Packet::Array(vec![]),
+        ],
+        // compression list is a map
+        vec![
+            5.into(),
+            Packet::bin(attacker_id().bytes().clone()),
+            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
+            packets!["127.0.0.1", 9].into(),
+            Packet::Map(vec![]),
+        ],
+        // too few packets
+        vec![5.into(), Packet::bin(attacker_id().bytes().clone())],
+    ];
+    for payload in bad_payloads {
+        let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+        let msg = InternalMessage::new(MainFlag::Whisper, attacker_id(), now(), payload);
+        s.write_all(&frame(&msg)).await.unwrap();
+        assert_closed_by_peer(&mut s, "bad handshake").await;
+    }
+    assert!(t.m.routing_table().await.unwrap().len() == 2);
+    t.still_works("handshake").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompression_bomb() {
+    let t = trio(base()).await;
+    let mut s = handshaken_attacker(&t, &[Compression::Zlib]).await;
+    let before = rss_kib();
+    // 64 MiB of zeros inside a valid message, about 64 KiB compressed.
+    let msg = InternalMessage::new(
+        MainFlag::Broadcast,
+        attacker_id(),
+        now(),
+        vec![0.into(), Packet::bin(vec![0u8; 64 << 20])],
+    );
+    let (_, body) = msg.encode_body(None);
+    let bomb = compression::compress(Compression::Zlib, &body);
+    drop(body);
+    assert!(bomb.len() < 1 << 20);
+    let f = frame_from_body(&bomb, &CodecLimits::default()).unwrap();
+    let after_build = rss_kib();
+    s.write_all(&f).await.unwrap();
+    assert_closed_by_peer(&mut s, "decompression bomb").await;
+    assert_not_in_table(&t).await;
+    let grown = rss_kib().saturating_sub(after_build.max(before));
+    assert!(
+        grown < 48 * 1024,
+        "decoding the bomb grew memory by {grown} KiB"
+    );
+    let status = t.m.status().await.unwrap();
+    assert!(
+        status.iter().any(|e| e.contains("decompresses to more")),
+        "{status:?}"
+    );
+    t.still_works("bomb").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_of_broadcasts_from_the_future() {
+    let t = trio(base()).await;
+    let mut s = handshaken_attacker(&t, &[]).await;
+    let future = now() + 3600;
+    let mut burst = Vec::new();
+    for i in 0..1000u32 {
+        let msg = InternalMessage::new(MainFlag::Broadcast, attacker_id(), future, packets![0, i]);
+        burst.extend_from_slice(&frame(&msg));
+    }
+    let _ = s.write_all(&burst).await;
+    assert_closed_by_peer(&mut s, "future flood").await;
+    let snap = t.m.snapshot().await.unwrap();
+    assert!(
+        snap.waterfall < 10,
+        "future broadcasts pinned {} entries",
+        snap.waterfall
+    );
+    // And nothing of it reached the good nodes.
+    t.still_works("future").await;
+    assert!(t.a.recv().is_none() && t.b.recv().is_none());
+    t.close().await;
+}
+
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_that_never_handshake() {
+    raise_fd_limit(4096);
+    let t = trio(
+        base()
+            .max_awaiting(64)
+            .handshake_timeout(Duration::from_secs(2)),
+    )
+    .await;
+    let before = rss_kib();
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        match TcpStream::connect(t.m.addr()).await {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("could not open the flood connections: {e}"),
+        }
+    }
+    let snap = t.m.snapshot().await.unwrap();
+    assert!(
+        snap.awaiting <= 64,
+        "{} connections awaiting a handshake",
+        snap.awaiting
+    );
+    let peak = rss_kib();
+    // The good nodes are served while the flood is on.
+    t.still_works("flood-on").await;
+    // Every flood connection ends: refused at once, or timed out.
+    for (i, s) in idle.iter_mut().enumerate() {
+        assert_closed_by_peer(s, &format!("flood connection {i}")).await;
+    }
+    let snap = t.m.snapshot().await.unwrap();
+    assert!(snap.refused >= 900, "only {} refused", snap.refused);
+    assert_eq!(snap.awaiting, 0);
+    assert_eq!(snap.peers.len(), 2);
+    let grown = peak.saturating_sub(before);
+    println!(
+        "connection flood: peak RSS growth {grown} KiB, {} refused",
+        snap.refused
+    );
+    assert!(
+        grown < 64 * 1024,
+        "memory grew by {grown} KiB under the flood"
+    );
+    t.still_works("flood-over").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads() {
+    let t = trio(base().send_buffer(2 << 20)).await;
+    // The attacker completes a handshake and then never reads a byte.
+    let s = handshaken_attacker(&t, &[]).await;
+    let payload = "x".repeat(16 * 1024);
+    let count = 2000;
+    for i in 0..count {
+        t.a.send(packets![format!("bulk-{i}"), payload.clone()])
+            .await
+            .unwrap();
+    }
+    // B receives every one of them, exactly once, in order.
+    for i in 0..count {
+        let m = tokio::time::timeout(WAIT, t.b.next_message())
+            .await
+            .expect("bulk")
+            .unwrap();
+        assert_eq!(m.packets()[0].as_str(), Some(format!("bulk-{i}").as_str()));
+    }
+    let snap = t.m.snapshot().await.unwrap();
+    assert!(
+        snap.slow_peers_dropped >= 1,
+        "the stalled peer was not dropped"
+    );
+    assert_not_in_table(&t).await;
+    drop(s);
+    t.still_works("reader").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_list_of_100k_entries() {
+    let t = trio(base().max_outgoing(4)).await;
+    let mut s = handshaken_attacker(&t, &[]).await;
+    let entries: Vec<Packet> = (0..100_000u32)
+        .map(|i| {
+            // Loopback only, and ports nobody listens on.
+            Packet::Array(vec![
+                packets!["127.0.0.1", 1 + (i % 1000) as u16].into(),
+                format!("n{i}").into(),
+            ])
+        })
+        .collect();
+    let msg = InternalMessage::new(
+        MainFlag::Whisper,
+        attacker_id(),
+        now(),
+        vec![SubFlag::Peers.as_u8().into(), Packet::Array(entries)],
+    );
+    s.write_all(&frame(&msg)).await.unwrap();
+    assert_closed_by_peer(&mut s, "100k peer list").await;
+    let snap = t.m.snapshot().await.unwrap();
+    assert_eq!(snap.dials_started, 0, "the list made M dial");
+    assert!(snap.known_addresses <= 1024);
+    t.still_works("peerlist").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_announced_but_never_sent() {
+    let t = trio(base().stall_timeout(Duration::from_secs(2))).await;
+    let before = rss_kib();
+    let data_before = data_kib();
+    let mut conns = Vec::new();
+    // Each announces a frame just under the 4 MiB limit and sends 1 KiB of it.
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+        let mut start = ((4u32 << 20) - 16).to_be_bytes().to_vec();
+        start.extend_from_slice(&[0u8; 1024]);
+        s.write_all(&start).await.unwrap();
+        conns.push(s);
+    }
+    t.still_works("announced").await;
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "60 announced frames grew memory by {grown} KiB"
+    );
+    let reserved = data_kib().saturating_sub(data_before);
+    assert!(
+        reserved < 64 * 1024,
+        "60 announced frames reserved {reserved} KiB"
+    );
+    for (i, s) in conns.iter_mut().enumerate() {
+        assert_closed_by_peer(s, &format!("stalled frame {i}")).await;
+    }
+    t.close().await;
+}
