@@ -268,3 +268,87 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> FrameWriter for MessageWriter<S> 
         Box::pin(async move { self.sink.close().await.map_err(ws_io_error) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// A client-side WebSocket (raw, no HTTP handshake) and the server-side
+    /// `Stream` rs2p makes of the other end.
+    async fn pair(max_frame_len: usize) -> (WebSocketStream<tokio::io::DuplexStream>, Stream) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+        let server =
+            WebSocketStream::from_raw_socket(b, Role::Server, Some(ws_config(max_frame_len))).await;
+        (client, ws_stream(server, "test".into()))
+    }
+
+    #[tokio::test]
+    async fn binary_payloads_concatenate_and_control_messages_are_skipped() {
+        let (mut client, mut stream) = pair(1024).await;
+        for m in [
+            Message::Binary(Bytes::from_static(b"\x00\x00\x00\x03ab")),
+            Message::Ping(Bytes::from_static(b"p")),
+            Message::Binary(Bytes::new()),
+            Message::Binary(Bytes::from_static(b"c\x00\x00")),
+            Message::Pong(Bytes::new()),
+        ] {
+            client.send(m).await.unwrap();
+        }
+        client.close(None).await.unwrap();
+        let mut got = Vec::new();
+        stream.reader.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"\x00\x00\x00\x03abc\x00\x00");
+        // The server closes the TCP side first, as RFC 6455 wants.
+        drop(stream);
+        // The ping was answered.
+        let mut pong = false;
+        while let Some(Ok(m)) = client.next().await {
+            pong |= matches!(m, Message::Pong(p) if &p[..] == b"p");
+        }
+        assert!(pong);
+    }
+
+    #[tokio::test]
+    async fn text_message_is_an_error() {
+        let (mut client, mut stream) = pair(1024).await;
+        client.send(Message::text("hello")).await.unwrap();
+        let mut buf = [0u8; 16];
+        let err = stream.reader.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn oversize_message_is_refused() {
+        let (mut client, mut stream) = pair(100).await;
+        client
+            .send(Message::Binary(Bytes::from(vec![0u8; 105])))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        assert!(stream.reader.read(&mut buf).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn each_frame_is_one_binary_message() {
+        let (mut client, mut stream) = pair(1024).await;
+        let frames = [Bytes::from_static(b"one"), Bytes::from_static(b"two!")];
+        stream.writer.write_frames(&frames).await.unwrap();
+        stream.writer.shutdown().await.unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = client.next().await {
+            got.push(m);
+        }
+        assert_eq!(
+            got[..2],
+            [
+                Message::Binary(Bytes::from_static(b"one")),
+                Message::Binary(Bytes::from_static(b"two!"))
+            ]
+        );
+        assert!(matches!(got.get(2), Some(Message::Close(_))));
+    }
+}
