@@ -337,7 +337,11 @@ fn startup_errors() {
     let addr = taken.local_addr().unwrap().to_string();
     let (status, stderr) = run_briefly(&["node", "--bind", &addr]);
     assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}: address already in use")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pick another --bind port"), "{stderr}");
 
     // A --connect that is not HOST:PORT: exit status 1, before binding.
     let (status, stderr) = run_briefly(&["node", "--bind", "127.0.0.1:0", "--connect", "nowhere"]);
@@ -365,4 +369,196 @@ fn refused_connect_keeps_the_node_running() {
     assert_eq!(peers["peers"], json!([]));
     node.op(json!({"op": "quit"}));
     assert!(node.wait_exit().success());
+}
+
+/// Runs `rs2p` to its end, bounded by `WAIT`: status, stdout, stderr.
+fn run_to_end(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rs2p"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rs2p");
+    let mut out_pipe = child.stdout.take().expect("stdout");
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rs2p {args:?} did not exit within {WAIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+#[test]
+fn send_broadcasts_through_a_node_and_exits() {
+    let mut a = Node::spawn("A", &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Node::spawn("B", &["--connect", &a_addr]);
+    let a_id = a.id.clone();
+    b.wait_for("B connected to A", |v| is_event(v, "connected", &a_id));
+
+    // Plain packets are str.
+    let (status, out, err) = run_to_end(&["send", "--connect", &a_addr, "hello", "42"]);
+    assert!(status.success(), "{status}\n{err}");
+    let id = out.trim().to_owned();
+    assert_eq!(id.len(), 64, "the message id on stdout: {out:?}");
+    assert!(err.contains("through"), "{err}");
+    for node in [&mut a, &mut b] {
+        let msg = node.wait_for("the sent message", |v| {
+            v["event"] == "message" && v["id"] == id.as_str()
+        });
+        assert_eq!(msg["kind"], "broadcast");
+        assert_eq!(msg["packets"], json!(["hello", "42"]));
+    }
+
+    // --json packets keep their types.
+    let (status, out, err) = run_to_end(&[
+        "send",
+        "--connect",
+        &a_addr,
+        "--json",
+        "\"hi\"",
+        "42",
+        "{\"$bin\":\"00ff\"}",
+    ]);
+    assert!(status.success(), "{status}\n{err}");
+    let id = out.trim().to_owned();
+    let msg = b.wait_for("the JSON message", |v| {
+        v["event"] == "message" && v["id"] == id.as_str()
+    });
+    assert_eq!(msg["packets"], json!(["hi", 42, {"$bin": "00ff"}]));
+
+    // Late duplicates would show up here.
+    thread::sleep(Duration::from_millis(300));
+    a.op(json!({"op": "quit"}));
+    b.op(json!({"op": "quit"}));
+    for node in [&mut a, &mut b] {
+        assert!(node.wait_exit().success());
+        assert_eq!(node.messages_with_id(&id), 1, "{}: exactly once", node.name);
+    }
+}
+
+#[test]
+fn send_without_a_peer_fails_clearly() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap().to_string()
+    };
+    let (status, out, err) = run_to_end(&["send", "--connect", &closed, "hi"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!("cannot join {closed}: connection refused")),
+        "{err}"
+    );
+
+    let (status, _, err) = run_to_end(&["send", "--connect", "nowhere", "hi"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--connect \"nowhere\" is not an address"),
+        "{err}"
+    );
+
+    // A node on another subnet: both subnet ids, and ours by name.
+    let mut a = Node::spawn("A", &["--subnet", "elsewhere"]);
+    let a_addr = a.addr.clone();
+    let (status, _, err) = run_to_end(&["send", "--connect", &a_addr, "--timeout", "5", "hi"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot join {a_addr}")), "{err}");
+    assert!(err.contains("this node's subnet \"mesh\" has id "), "{err}");
+    assert!(err.contains("the peer's id is "), "{err}");
+    a.op(json!({"op": "quit"}));
+    assert!(a.wait_exit().success());
+}
+
+#[test]
+fn peers_lists_a_nodes_peers() {
+    let mut a = Node::spawn("A", &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Node::spawn("B", &["--connect", &a_addr]);
+    let mut c = Node::spawn("C", &["--connect", &a_addr]);
+    let (a_id, b_id, c_id) = (a.id.clone(), b.id.clone(), c.id.clone());
+    a.wait_for("A sees B", |v| is_event(v, "peer_joined", &b_id));
+    a.wait_for("A sees C", |v| is_event(v, "peer_joined", &c_id));
+
+    let (status, out, err) = run_to_end(&["peers", "--connect", &a_addr, "--json"]);
+    assert!(status.success(), "{status}\n{err}");
+    let list: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(list["id"], a_id.as_str(), "{list}");
+    assert_eq!(list["addr"], a_addr.as_str(), "{list}");
+    let mut peers: Vec<(String, String)> = list["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["addr"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    peers.sort();
+    let mut want = vec![
+        (b_id.clone(), b.addr.clone()),
+        (c_id.clone(), c.addr.clone()),
+    ];
+    want.sort();
+    assert_eq!(peers, want, "{list}");
+
+    // The table: short ids and addresses.
+    let (status, out, err) = run_to_end(&["peers", "--connect", &a_addr]);
+    assert!(status.success(), "{status}\n{err}");
+    assert!(
+        out.starts_with(&format!("{} at {a_addr} lists 2 peers:\n", &a_id[..8])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  {}  {}\n", &b_id[..8], b.addr)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  {}  {}\n", &c_id[..8], c.addr)),
+        "{out}"
+    );
+
+    for node in [&mut a, &mut b, &mut c] {
+        node.op(json!({"op": "quit"}));
+        assert!(node.wait_exit().success());
+    }
+}
+
+#[test]
+fn ctrl_c_closes_connections_cleanly() {
+    let mut a = Node::spawn("A", &[]);
+    let a_addr = a.addr.clone();
+    let mut b = Node::spawn("B", &["--connect", &a_addr]);
+    let b_id = b.id.clone();
+    a.wait_for("A sees B", |v| is_event(v, "peer_joined", &b_id));
+    let pid = libc::pid_t::try_from(b.child.id()).expect("pid");
+    // SAFETY: sending SIGINT to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = b.wait_exit();
+    assert!(status.success(), "B exited with {status}");
+    // A sees B leave at once (a closed connection, not a timeout).
+    a.wait_for("B left A's table", |v| is_event(v, "peer_left", &b_id));
+    a.op(json!({"op": "quit"}));
+    assert!(a.wait_exit().success());
 }

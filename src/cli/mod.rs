@@ -1,8 +1,13 @@
 //! The `rs2p` command line: argument parsing and logging setup. Each
 //! subcommand lives in its own module.
 
+mod demo;
+mod explain;
 mod json;
 mod node;
+mod oneshot;
+mod peers;
+mod send;
 mod transport;
 
 use std::io::IsTerminal;
@@ -12,6 +17,9 @@ use clap::{ArgAction, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Examples:
+  See a whole mesh work, in one process on loopback:
+    rs2p demo
+
   Start a chat node, and a second one that joins it:
     rs2p node --bind 127.0.0.1:4444
     rs2p node --bind 127.0.0.1:4445 --connect 127.0.0.1:4444
@@ -24,6 +32,10 @@ Examples:
   Drive a node from a script, one JSON object per line:
     echo '{\"op\":\"broadcast\",\"packets\":[\"hi\",42]}' | \\
       rs2p node --json --bind 127.0.0.1:0 --connect 127.0.0.1:4444
+
+  One-shot: broadcast a message, or list a node's peers:
+    rs2p send --connect 127.0.0.1:4444 hello
+    rs2p peers --connect 127.0.0.1:4444
 
 Run `rs2p node --help` for the JSON operations and events.";
 
@@ -46,6 +58,16 @@ enum Command {
     /// Run a mesh node: chat on stdin/stdout, or JSON lines with --json.
     #[command(after_help = node::AFTER_HELP)]
     Node(node::NodeArgs),
+    /// See a mesh work: nodes in this process on loopback, exercised and
+    /// checked (start here).
+    #[command(after_help = demo::AFTER_HELP)]
+    Demo(demo::DemoArgs),
+    /// Join a mesh, broadcast one message, leave.
+    #[command(after_help = send::AFTER_HELP)]
+    Send(send::SendArgs),
+    /// Join a node, print its peer list, leave.
+    #[command(after_help = peers::AFTER_HELP)]
+    Peers(peers::PeersArgs),
 }
 
 /// Parses the arguments, sets up logging and runs the subcommand.
@@ -64,6 +86,9 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Send(args) => runtime.block_on(send::run(args)),
+        Command::Peers(args) => runtime.block_on(peers::run(args)),
     };
     // Blocked readers (stdin) must not hold the process open.
     runtime.shutdown_background();
@@ -112,7 +137,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.verbose, 2);
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else {
+            panic!("expected node: {:?}", cli.command);
+        };
         assert_eq!(args.connect, ["a:1", "b:2"]);
         assert_eq!(args.subnet, "mesh");
         assert!(args.json);

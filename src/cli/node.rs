@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use clap::Args;
 use rs2p::net::split_host_port;
-use rs2p::{Error, Event, MeshSocket, Message, MessageKind, PeerId, Protocol};
+use rs2p::{Event, MeshSocket, Message, MessageKind, PeerId, Protocol};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
+use super::explain;
 use super::json::{packet_to_text, packets_from_json, packets_to_json};
 use super::transport::TransportArgs;
 
@@ -85,7 +86,7 @@ pub struct NodeArgs {
     pub transport: TransportArgs,
 }
 
-fn parse_secs(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
@@ -99,7 +100,7 @@ pub async fn run(args: NodeArgs) -> ExitCode {
     // Check every address before starting anything.
     for addr in &args.connect {
         if split_host_port(addr).is_err() {
-            eprintln!("rs2p: --connect {addr:?} is not an address of the form HOST:PORT.");
+            eprintln!("rs2p: {}.", explain::bad_address("connect", addr));
             return ExitCode::FAILURE;
         }
     }
@@ -118,22 +119,15 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         match split_host_port(addr) {
             Ok((host, port)) => builder = builder.out_addr(host, port),
             Err(_) => {
-                eprintln!("rs2p: --out-addr {addr:?} is not an address of the form HOST:PORT.");
+                eprintln!("rs2p: {}.", explain::bad_address("out-addr", addr));
                 return ExitCode::FAILURE;
             }
         }
     }
     let node = match builder.bind(&args.bind).await {
         Ok(node) => node,
-        Err(Error::BadAddress(_)) => {
-            eprintln!(
-                "rs2p: --bind {:?} is not an address of the form HOST:PORT.",
-                args.bind
-            );
-            return ExitCode::from(2);
-        }
         Err(e) => {
-            eprintln!("rs2p: {e}.");
+            eprintln!("rs2p: {}.", explain::bind_error("bind", &args.bind, &e));
             return ExitCode::from(2);
         }
     };
@@ -162,7 +156,21 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         }
     }
     tracing::info!(?stop, "shutting down");
-    node.close().await;
+    if stop == Stop::Interrupted && !out.json {
+        eprintln!("-- interrupted: closing connections (Ctrl-C again to quit at once)");
+    }
+    let again = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = node.close() => {}
+        () = again => {
+            eprintln!("rs2p: interrupted again; quitting without closing cleanly.");
+            return ExitCode::from(130);
+        }
+    }
     // Print what was already queued; the task ends once the queue is empty.
     let _ = tokio::time::timeout(Duration::from_secs(2), messages).await;
     events.abort();
@@ -197,7 +205,7 @@ async fn session(
         match result {
             Ok(id) => out.connected(&id, &addr),
             Err(e) => {
-                let e = connect_error(&addr, &e);
+                let e = explain::connect_error(&addr, &e, node.protocol());
                 eprintln!("rs2p: {e}.");
                 if out.json {
                     out.error(e);
@@ -291,10 +299,12 @@ async fn run_op(node: &MeshSocket, out: Out, line: &str) -> Result<Flow, String>
                 .get("addr")
                 .and_then(Value::as_str)
                 .ok_or("connect: missing \"addr\" (\"HOST:PORT\")")?;
-            let id = node
-                .connect_addr(addr)
-                .await
-                .map_err(|e| format!("connect: {}", connect_error(addr, &e)))?;
+            let id = node.connect_addr(addr).await.map_err(|e| {
+                format!(
+                    "connect: {}",
+                    explain::connect_error(addr, &e, node.protocol())
+                )
+            })?;
             out.connected(&id, addr);
         }
         "peers" => {
@@ -322,14 +332,6 @@ async fn run_op(node: &MeshSocket, out: Out, line: &str) -> Result<Flow, String>
         }
     }
     Ok(Flow::Continue)
-}
-
-/// A failed connect in words; dial errors already name the address.
-fn connect_error(addr: &str, e: &Error) -> String {
-    match e {
-        Error::Io { .. } => e.to_string(),
-        other => format!("cannot connect to {addr}: {other}"),
-    }
 }
 
 /// Reads stdin on a plain thread: a blocked read must not hold up shutdown,
@@ -386,7 +388,7 @@ async fn print_messages(node: MeshSocket, out: Out) {
 }
 
 /// `HOST:PORT`, with brackets around an IPv6 host.
-fn host_port(host: &str, port: u16) -> String {
+pub(super) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

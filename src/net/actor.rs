@@ -552,6 +552,7 @@ impl Actor {
                 }
                 return;
             }
+            MeshEvent::PeerList { from, peers } => Event::PeerList { from, peers },
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns

@@ -278,6 +278,15 @@ pub enum Event {
     PeerJoined(PeerId),
     /// A peer left the routing table.
     PeerLeft(PeerId),
+    /// A peer sent its peer list: on every new connection, and in answer
+    /// to [`request_peers`](super::MeshSocket::request_peers).
+    PeerList {
+        /// The peer that sent it.
+        from: PeerId,
+        /// The nodes it listed: id and advertised `(host, port)`, without
+        /// this node itself.
+        peers: Vec<(PeerId, (String, u16))>,
+    },
     /// A connection was refused or dropped before or outside the routing
     /// table (subnet mismatch, protocol error, self-connection, …).
     Rejected {

@@ -961,20 +961,35 @@ impl MeshSocket {
     }
 
     /// Asks every peer for its peer list; new peers are dialled up to
-    /// `max_outgoing`.
+    /// `max_outgoing`. Each list also comes out as an
+    /// [`Event::PeerList`].
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
     ///
     /// # Examples
+    /// Ask a node whom it knows, without dialling them (`max_outgoing(0)`):
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), rs2p::Error> {
-    /// use rs2p::{packets, MeshSocket};
+    /// use rs2p::{Event, MeshSocket};
     /// let a = MeshSocket::bind("127.0.0.1:0").await?;
     /// let b = MeshSocket::bind("127.0.0.1:0").await?;
     /// b.connect("127.0.0.1", a.addr().port(), None).await?;
-    /// b.request_peers()?; // peers we learn about are dialled
+    ///
+    /// let asker = MeshSocket::builder().max_outgoing(0).bind("127.0.0.1:0").await?;
+    /// let mut events = asker.events();
+    /// let b_id = asker.connect("127.0.0.1", b.addr().port(), None).await?;
+    /// asker.request_peers()?;
+    /// let peers = loop {
+    ///     if let Event::PeerList { from, peers } = events.recv().await.expect("events") {
+    ///         assert_eq!(from, b_id);
+    ///         break peers;
+    ///     }
+    /// };
+    /// assert_eq!(peers.len(), 1, "b lists a, not the asker");
+    /// assert_eq!(&peers[0].0, a.id());
+    /// assert_eq!(peers[0].1, ("127.0.0.1".to_owned(), a.addr().port()));
     /// # Ok(()) }
     /// ```
     pub fn request_peers(&self) -> Result<(), Error> {

@@ -111,6 +111,15 @@ pub enum MeshEvent {
         /// Its connection.
         conn: ConnId,
     },
+    /// A peer sent its peer list (it does on every handshake, and when
+    /// asked). Sent after the list has been acted on (dials started).
+    PeerList {
+        /// The peer that sent it.
+        from: PeerId,
+        /// The entries that parsed: each node's id and advertised address,
+        /// without this node itself.
+        peers: Vec<(PeerId, (String, u16))>,
+    },
     /// A connection is being closed (it may never have been a peer).
     Closing {
         /// The connection.
@@ -967,6 +976,7 @@ impl MeshState {
             return;
         }
         let now_ms = now.saturating_mul(1000);
+        let mut listed = Vec::new();
         for entry in list {
             let Some([addr, id]) = entry
                 .as_array()
@@ -980,6 +990,7 @@ impl MeshState {
             if id == self.me || addr == self.out_addr {
                 continue;
             }
+            listed.push((id.clone(), addr.clone()));
             self.book.learn(&id, addr.clone());
             if self.routing.contains_key(&id)
                 || self.dialling.contains_key(&id)
@@ -996,6 +1007,17 @@ impl MeshState {
             }
             self.book.dialling(&id, now_ms);
             self.start_dial(id, addr, out);
+        }
+        let from = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer.as_ref())
+            .map(|h| h.id.clone());
+        if let Some(from) = from {
+            out.push(Action::Event(MeshEvent::PeerList {
+                from,
+                peers: listed,
+            }));
         }
     }
 
