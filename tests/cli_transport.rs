@@ -170,6 +170,32 @@ fn wss_nodes_meet_and_broadcast() {
 }
 
 #[test]
+fn one_shot_send_over_ssl() {
+    let mut a = Node::spawn("A", &["--transport", "ssl"]);
+    let a_addr = a.addr.clone();
+    let out = Command::new(env!("CARGO_BIN_EXE_rs2p"))
+        .args([
+            "send",
+            "--transport",
+            "ssl",
+            "--connect",
+            &a_addr,
+            "hello",
+            "tls",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rs2p send");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = a.wait_for("the one-shot broadcast", |v| v["event"] == "message");
+    assert_eq!(m["packets"], json!(["hello", "tls"]));
+}
+
+#[test]
 fn verified_ssl_admits_members_and_refuses_strangers() {
     let dir = PemDir::new("verified-ssl");
     let ca = TestCa::new("mesh CA");
