@@ -80,7 +80,9 @@
 //!   compression, frames, and the mesh state machine ([`protocol::mesh`]).
 //! - [`net`]: the tokio side: [`MeshSocket`], its listener, connections and
 //!   the actor that drives the state machine.
-//! - [`transport`]: how frames travel (TCP, and the transport trait).
+//! - [`transport`]: how frames travel: TCP, TLS and WebSocket behind one
+//!   trait, chosen by the protocol's `encryption`; TLS in compatibility or
+//!   verified mode.
 //!
 //! # Examples
 //! Encode a broadcast as py2p would, and read it back:

@@ -8,6 +8,7 @@ mod node;
 mod oneshot;
 mod peers;
 mod send;
+mod transport;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -22,6 +23,11 @@ Examples:
   Start a chat node, and a second one that joins it:
     rs2p node --bind 127.0.0.1:4444
     rs2p node --bind 127.0.0.1:4445 --connect 127.0.0.1:4444
+
+  The same over TLS, keeping strangers out (verified mode):
+    rs2p node --bind 127.0.0.1:4444 --transport ssl --cert a.pem --key a.key --trust ca.pem
+    rs2p node --bind 127.0.0.1:4445 --transport ssl --cert b.pem --key b.key --trust ca.pem \\
+      --connect 127.0.0.1:4444
 
   Drive a node from a script, one JSON object per line:
     echo '{\"op\":\"broadcast\",\"packets\":[\"hi\",42]}' | \\

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::explain;
 use super::json::{packet_to_text, packets_from_json, packets_to_json};
+use super::transport::TransportArgs;
 
 pub const AFTER_HELP: &str = r#"Chat mode (default): each line of stdin is broadcast as one str packet;
 received messages print as `<sender id, first 8 chars>: <packets>`.
@@ -33,6 +34,15 @@ JSON mode (--json): one JSON object per line, both ways.
     null, array, object = map; {"$bin":"00ff"} = bin.
   Ops run one at a time, in order, once the --connect dials have finished.
 
+Transports (--transport): plaintext (TCP, the default), ssl (TLS, as py2p),
+ws and wss (WebSocket, and WebSocket over TLS, as js2p). Nodes meet only on
+the same transport. ssl and wss without --cert run in compatibility mode:
+traffic is encrypted against eavesdroppers, but nobody is authenticated, so
+any stranger can join and an active man-in-the-middle goes unnoticed. With
+--cert and --key plus --trust (CA roots) and/or --pin (exact peer
+certificates), every peer must show a certificate that passes, or it is
+refused during the TLS handshake, before it can join.
+
 The node stops on {"op":"quit"}, on Ctrl-C, or at the end of stdin after
 --linger seconds.
 
@@ -40,7 +50,8 @@ Examples:
   rs2p node --bind 127.0.0.1:4444
   rs2p node --json --bind 0.0.0.0:4445 --out-addr 203.0.113.5:4445 --connect 127.0.0.1:4444
   printf '%s\n' '{"op":"broadcast","packets":["hi",{"$bin":"00ff"}]}' |
-    rs2p node --json --bind 127.0.0.1:0 --connect 127.0.0.1:4444 --linger 2"#;
+    rs2p node --json --bind 127.0.0.1:0 --connect 127.0.0.1:4444 --linger 2
+  rs2p node --bind 127.0.0.1:4446 --transport ssl --cert node.pem --key node.key --trust mesh-ca.pem"#;
 
 /// Options of `rs2p node`.
 #[derive(Debug, Args)]
@@ -70,6 +81,9 @@ pub struct NodeArgs {
     /// go out and replies can arrive.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub linger: Duration,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 pub(super) fn parse_secs(text: &str) -> Result<Duration, String> {
@@ -90,8 +104,17 @@ pub async fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let mut builder =
-        MeshSocket::builder().protocol(Protocol::new(args.subnet.as_str(), "Plaintext"));
+    let tls = match args.transport.tls_options() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("rs2p: {e}.");
+            return ExitCode::from(2);
+        }
+    };
+    let encryption = args.transport.transport.encryption();
+    let mut builder = MeshSocket::builder()
+        .protocol(Protocol::new(args.subnet.as_str(), encryption))
+        .tls(tls);
     if let Some(addr) = &args.out_addr {
         match split_host_port(addr) {
             Ok((host, port)) => builder = builder.out_addr(host, port),
@@ -413,13 +436,15 @@ impl Out {
                 ("event", "ready".into()),
                 ("id", node.id().to_string().into()),
                 ("addr", node.addr().to_string().into()),
+                ("transport", node.protocol().encryption().into()),
             ]);
         } else {
             eprintln!(
-                "-- node {} listening on {} (subnet {:?}); type a line to broadcast it, Ctrl-D to quit",
+                "-- node {} listening on {} (subnet {:?}, transport {}); type a line to broadcast it, Ctrl-D to quit",
                 node.id().short(8),
                 node.addr(),
-                node.protocol().subnet()
+                node.protocol().subnet(),
+                node.protocol().encryption()
             );
         }
     }

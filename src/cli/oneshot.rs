@@ -9,6 +9,7 @@ use rs2p::{MeshSocket, PeerId, Protocol};
 use tokio::task::JoinSet;
 
 use super::explain;
+use super::transport::TransportArgs;
 
 /// Options of a one-shot node.
 #[derive(Debug, Args)]
@@ -25,6 +26,9 @@ pub struct JoinArgs {
     /// Seconds to wait for a peer's handshake before giving up.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = super::node::parse_secs)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// A joined one-shot node and the peers that answered.
@@ -54,8 +58,13 @@ pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, String>
             "0.0.0.0:0".to_owned()
         }
     });
+    let tls = args.transport.tls_options()?;
     let node = MeshSocket::builder()
-        .protocol(Protocol::new(args.subnet.as_str(), "Plaintext"))
+        .protocol(Protocol::new(
+            args.subnet.as_str(),
+            args.transport.transport.encryption(),
+        ))
+        .tls(tls)
         .max_outgoing(0)
         .reconnect(false)
         .dial_timeout(args.timeout)

@@ -21,7 +21,7 @@ use crate::protocol::{
     py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerId,
     Protocol, SubFlag,
 };
-use crate::transport::{Plaintext, Transport};
+use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 
 /// Configures and starts a [`MeshSocket`].
 ///
@@ -47,7 +47,8 @@ pub struct MeshBuilder {
     recv_queue: usize,
     dial_timeout: Duration,
     handshake_timeout: Duration,
-    transport: Arc<dyn Transport>,
+    transport: Option<Arc<dyn Transport>>,
+    tls: TlsOptions,
     max_connections: usize,
     max_awaiting: usize,
     stall_timeout: Duration,
@@ -64,7 +65,8 @@ impl Default for MeshBuilder {
             recv_queue: 65_536,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
-            transport: Arc::new(Plaintext),
+            transport: None,
+            tls: TlsOptions::Compatibility,
             max_connections: 512,
             max_awaiting: 64,
             stall_timeout: Duration::from_secs(60),
@@ -182,10 +184,18 @@ impl MeshBuilder {
         self
     }
 
-    /// The transport frames travel on. Default [`Plaintext`] (TCP). The
-    /// protocol's `encryption` field should name the same transport.
+    /// The transport frames travel on. Default: the one the protocol's
+    /// `encryption` names (see [`for_protocol`]), which should match it.
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = transport;
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The TLS mode of the `SSL` and `wss` transports when the transport
+    /// is picked from the protocol. Default: compatibility mode (as py2p;
+    /// encrypts, authenticates no one — see [`TlsOptions`]).
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = options;
         self
     }
 
@@ -200,9 +210,20 @@ impl MeshBuilder {
     ///
     /// # Errors
     /// [`Error::BadAddress`] if `addr` is not `HOST:PORT`; [`Error::Io`] if
-    /// it cannot be bound (in use, not local, no permission).
+    /// it cannot be bound (in use, not local, no permission);
+    /// [`Error::Transport`] if the protocol's transport cannot be set up.
     pub async fn bind(self, addr: &str) -> Result<MeshSocket, Error> {
         let (host, port) = split_host_port(addr)?;
+        let transport = match &self.transport {
+            Some(transport) => transport.clone(),
+            None => for_protocol(
+                &self.config.protocol,
+                &TransportOptions {
+                    tls: self.tls.clone(),
+                    max_frame_len: self.config.limits.max_frame_len,
+                },
+            )?,
+        };
         let listener = TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
@@ -263,7 +284,7 @@ impl MeshBuilder {
                     idle_timeout: self.idle_timeout,
                 },
                 ids: Arc::new(ConnIds::default()),
-                transport: self.transport.clone(),
+                transport,
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,

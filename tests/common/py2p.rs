@@ -45,6 +45,18 @@ impl Py2pNode {
         compression: Option<&[u8]>,
         max_outgoing: Option<usize>,
     ) -> Py2pNode {
+        Self::start_on(name, subnet, "Plaintext", compression, max_outgoing)
+    }
+
+    /// As [`start`](Self::start), on the transport `encryption`
+    /// (`"Plaintext"` or `"SSL"`).
+    pub fn start_on(
+        name: &str,
+        subnet: &str,
+        encryption: &str,
+        compression: Option<&[u8]>,
+        max_outgoing: Option<usize>,
+    ) -> Py2pNode {
         let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py2p/mesh_peer.py");
         let comp = compression.map_or("all".to_string(), |m| {
@@ -58,6 +70,7 @@ impl Py2pNode {
         if let Some(n) = max_outgoing {
             cmd.arg(n.to_string());
         }
+        cmd.arg(format!("--encryption={encryption}"));
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
