@@ -63,7 +63,7 @@ pub fn connect_error(addr: &str, e: &Error, ours: &Protocol) -> String {
              is the host reachable?)",
             t.as_secs_f64()
         ),
-        Error::SubnetMismatch { theirs, .. } => match known_subnet(theirs) {
+        Error::SubnetMismatch { theirs, .. } => match known_subnet(theirs, ours.encryption()) {
             Some((name, whose)) => format!(
                 "it is on another subnet: this node's subnet {:?} has id {}, the peer's id is \
                  {theirs}, which is subnet {name:?} ({whose}); start this node with --subnet {}",
@@ -90,8 +90,9 @@ pub fn connect_error(addr: &str, e: &Error, ours: &Protocol) -> String {
     format!("cannot join {addr}: {why}")
 }
 
-/// The name of a well-known subnet with this id, and whose default it is.
-fn known_subnet(id: &str) -> Option<(&'static str, &'static str)> {
+/// The name of a well-known subnet with this id on this transport, and
+/// whose default it is.
+fn known_subnet(id: &str, encryption: &str) -> Option<(&'static str, &'static str)> {
     [
         ("mesh", "the default of rs2p and of py2p's MeshSocket"),
         ("sync", "the default of py2p's SyncSocket"),
@@ -99,7 +100,7 @@ fn known_subnet(id: &str) -> Option<(&'static str, &'static str)> {
         ("rs2p-demo", "the subnet of rs2p demo"),
     ]
     .into_iter()
-    .find(|(name, _)| Protocol::new(*name, "Plaintext").id() == id)
+    .find(|(name, _)| Protocol::new(*name, encryption).id() == id)
 }
 
 fn shell_quote(text: &str) -> String {
