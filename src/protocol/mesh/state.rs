@@ -597,9 +597,9 @@ impl MeshState {
     }
 
     fn dial_budget(&self) -> usize {
-        self.config
-            .max_outgoing
-            .saturating_sub(self.outgoing_count() + self.dialling.len() + self.anonymous_dials.len())
+        self.config.max_outgoing.saturating_sub(
+            self.outgoing_count() + self.dialling.len() + self.anonymous_dials.len(),
+        )
     }
 
     fn redial(&mut self, now_ms: u64, out: &mut Vec<Action>) {
