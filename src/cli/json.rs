@@ -223,7 +223,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 
 /// Hex of either case; an even number of digits.
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!(
             "hex needs an even number of digits, got {}",
             text.len()
