@@ -34,6 +34,13 @@ assert 0x20 in py2p.messages.compression, "py2p loaded without snappy"
 PY
 export RS2P_PYTHON="$VENV/bin/python"
 
+# --- iproute2: the partition test builds its own network namespaces ---------
+if ! command -v ip >/dev/null 2>&1; then
+    echo "test.sh: installing iproute2 (ip netns)" >&2
+    apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+ip netns list >/dev/null || { echo "test.sh: 'ip netns' does not work here (root needed)" >&2; exit 1; }
+
 # --- the tests ---------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --all-targets --no-fail-fast

@@ -4,13 +4,85 @@
 //! without a broker. It speaks protocol 0.7 on the wire, so it joins the same
 //! meshes as the Python (`py2p`) and JavaScript (`js2p`) reference nodes.
 //!
-//! The crate is layered:
+//! # Quick start
+//!
+//! See a mesh work, from a fresh clone: `cargo run -- demo` starts eight
+//! nodes in one process on loopback, lets them find each other, broadcasts,
+//! sends a routed reply, kills a node and shows the mesh heal, then prints
+//! what it checked. `rs2p node`, `rs2p send` and `rs2p peers` run real
+//! nodes; `rs2p --help` shows examples.
+//!
+//! In a program, bind a [`MeshSocket`], [`connect`](MeshSocket::connect) it
+//! to any node of the mesh, then [`send`](MeshSocket::send) and
+//! [`next_message`](MeshSocket::next_message):
+//! ```
+//! use rs2p::{packets, MeshSocket, MessageKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rs2p::Error> {
+//! let a = MeshSocket::bind("127.0.0.1:0").await?; // port 0: any free port
+//! let b = MeshSocket::bind("127.0.0.1:0").await?;
+//! let c = MeshSocket::bind("127.0.0.1:0").await?;
+//! b.connect("127.0.0.1", a.addr().port(), None).await?; // waits for the handshake
+//! c.connect("127.0.0.1", b.addr().port(), None).await?;
+//!
+//! // A broadcast floods the mesh: c gets it through b, once.
+//! a.send(packets!["hello", 42]).await?;
+//! let msg = c.next_message().await?;
+//! assert_eq!(msg.sender(), a.id());
+//! assert_eq!(msg.packets()[0].as_str(), Some("hello"));
+//!
+//! // A reply goes back to the sender alone: directly if connected,
+//! // otherwise through a route request, as here.
+//! msg.reply(packets!["hi a"])?;
+//! let reply = a.next_message().await?;
+//! assert_eq!(reply.kind(), MessageKind::Whisper);
+//! assert_eq!(reply.sender(), c.id());
+//! # for n in [a, b, c] { n.close().await; }
+//! # Ok(()) }
+//! ```
+//! More in `examples/`: `chat.rs` (two terminals), `handlers.rs`
+//! ([`MeshSocket::register_handler`] and replies) and `interop_py2p.md`
+//! (joining a py2p mesh).
+//!
+//! # The protocol in brief
+//!
+//! - **Frames.** A TCP stream of frames: a 4-byte big-endian length, then
+//!   `SHA-256(packed) ‖ packed`, the whole body optionally compressed
+//!   (snappy, zlib, gzip, bz2, lzma, as the two ends agreed). `packed` is
+//!   the msgpack array `[msg_type, sender, time, sub_flag, packets…]`. The
+//!   checksum is also the **message id**.
+//! - **Subnets.** Each node belongs to a [`Protocol`]: a subnet name and a
+//!   transport, hashed with the version `"0.7"` into the subnet id. Nodes of
+//!   different subnets refuse each other at the handshake.
+//! - **Handshake and peer lists.** On connecting, each side sends its id,
+//!   subnet id, advertised address and compression methods; then its peer
+//!   list (the ids and addresses of its other peers). A node dials listed
+//!   peers until it has `max_outgoing` (default 4) outgoing connections;
+//!   incoming ones are not limited by it. That is how a mesh forms from a
+//!   single `connect`.
+//! - **Broadcasts** flood: every node forwards a new broadcast to all its
+//!   peers but the one it came from, and remembers message ids for a while
+//!   (the *waterfall*) so each node delivers each message exactly once.
+//! - **Whispers** go to one connected peer. A **reply** to a node we are not
+//!   connected to first broadcasts a route request; a node connected to the
+//!   target answers with its address; the replier dials it and whispers.
+//! - **Healing.** Lost peers are redialled with backoff, and remembered
+//!   addresses refill the outgoing connections.
+//!
+//! The full wire format, with worked bytes and where the references
+//! disagree, is in `docs/protocol.md`.
+//!
+//! # Layers
+//!
 //! - [`protocol`]: the wire format, pure and synchronous (no sockets, no
 //!   runtime): flags, ids, base58, the [`Packet`] value, msgpack,
 //!   compression, frames, and the mesh state machine ([`protocol::mesh`]).
 //! - [`net`]: the tokio side: [`MeshSocket`], its listener, connections and
 //!   the actor that drives the state machine.
-//! - [`transport`]: how frames travel (TCP, and the transport trait).
+//! - [`transport`]: how frames travel: TCP, TLS and WebSocket behind one
+//!   trait, chosen by the protocol's `encryption`; TLS in compatibility or
+//!   verified mode.
 //!
 //! # Examples
 //! Encode a broadcast as py2p would, and read it back:

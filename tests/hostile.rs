@@ -85,10 +85,20 @@ async fn assert_closed_by_peer(stream: &mut TcpStream, case: &str) {
 }
 
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// Reserved (not only touched) memory, which reservations on a peer's word
+/// would grow even before any byte is written into them.
+fn data_kib() -> u64 {
+    status_kib("VmData:")
+}
+
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -478,5 +488,36 @@ async fn a_peer_list_of_100k_entries() {
     assert_eq!(snap.dials_started, 0, "the list made M dial");
     assert!(snap.known_addresses <= 1024);
     t.still_works("peerlist").await;
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_announced_but_never_sent() {
+    let t = trio(base().stall_timeout(Duration::from_secs(2))).await;
+    let before = rss_kib();
+    let data_before = data_kib();
+    let mut conns = Vec::new();
+    // Each announces a frame just under the 4 MiB limit and sends 1 KiB of it.
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+        let mut start = ((4u32 << 20) - 16).to_be_bytes().to_vec();
+        start.extend_from_slice(&[0u8; 1024]);
+        s.write_all(&start).await.unwrap();
+        conns.push(s);
+    }
+    t.still_works("announced").await;
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 32 * 1024,
+        "60 announced frames grew memory by {grown} KiB"
+    );
+    let reserved = data_kib().saturating_sub(data_before);
+    assert!(
+        reserved < 64 * 1024,
+        "60 announced frames reserved {reserved} KiB"
+    );
+    for (i, s) in conns.iter_mut().enumerate() {
+        assert_closed_by_peer(s, &format!("stalled frame {i}")).await;
+    }
     t.close().await;
 }

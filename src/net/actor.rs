@@ -380,13 +380,12 @@ impl Actor {
                 if let Some(e) = error {
                     self.state.close(now, conn, CloseReason::Protocol(e), out);
                 }
-                if let Some((handle, _, _)) = self.conns.remove(&conn) {
-                    handle.cancel.cancel();
-                }
-                if let Some(w) = self.waiters.remove(&conn) {
-                    let _ = w.send(Err(Error::Closed("the peer closed the connection".into())));
-                }
                 self.state.on_closed(now, conn, out);
+                // Forget the connection after the events above have read it.
+                out.push(Action::Close {
+                    conn,
+                    reason: CloseReason::Disconnected,
+                });
             }
             Internal::DialFailed {
                 expected_id,
@@ -419,13 +418,7 @@ impl Actor {
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::WhisperConn { conn, packets } => {
-                let peer = self
-                    .state
-                    .peers()
-                    .into_iter()
-                    .find(|p| p.conn == conn)
-                    .map(|p| p.id);
-                if let Some(peer) = peer {
+                if let Some(peer) = self.state.peer_of(conn).cloned() {
                     let _ = self.state.whisper(now, &peer, packets, out);
                 }
             }
@@ -498,11 +491,18 @@ impl Actor {
     }
 
     fn carry_out(&mut self, out: &mut Vec<Action>) {
-        let mut i = 0;
-        // Actions may produce more actions (a slow peer's close); loop by index.
-        while i < out.len() {
-            let action = out[i].clone();
-            i += 1;
+        // Actions may produce more actions (a slow peer's close): loop until
+        // none are left.
+        while !out.is_empty() {
+            let batch = std::mem::take(out);
+            for action in batch {
+                self.carry_out_one(action, out);
+            }
+        }
+    }
+
+    fn carry_out_one(&mut self, action: Action, out: &mut Vec<Action>) {
+        {
             match action {
                 Action::Send { conn, frame } => {
                     let limit = self.spawner.settings.send_buffer;
@@ -512,10 +512,8 @@ impl Actor {
                     };
                     if full {
                         self.slow_dropped += 1;
-                        let mut more = Vec::new();
                         self.state
-                            .close(unix_now(), conn, CloseReason::TooSlow, &mut more);
-                        out.extend(more);
+                            .close(unix_now(), conn, CloseReason::TooSlow, out);
                     }
                 }
                 Action::Close { conn, reason } => {
@@ -536,7 +534,6 @@ impl Actor {
                 Action::Event(event) => self.on_event(event),
             }
         }
-        out.clear();
     }
 
     fn on_event(&mut self, event: MeshEvent) {
@@ -549,6 +546,13 @@ impl Actor {
                 Event::PeerJoined(id)
             }
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
+            MeshEvent::Rebound { id, conn } | MeshEvent::Duplicate { id, conn } => {
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Ok(id));
+                }
+                return;
+            }
+            MeshEvent::PeerList { from, peers } => Event::PeerList { from, peers },
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns
@@ -572,12 +576,7 @@ impl Actor {
             .get(&conn)
             .map(|c| (c.1.clone(), c.2))
             .unwrap_or_default();
-        let peer = self
-            .state
-            .peers()
-            .into_iter()
-            .find(|p| p.conn == conn)
-            .map(|p| p.id);
+        let peer = self.state.peer_of(conn).cloned();
         let msg = Message {
             inner: message,
             id,

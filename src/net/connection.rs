@@ -169,6 +169,14 @@ async fn read_loop(
         }
     };
     cancel.cancel();
+    if error.is_none() {
+        // Read on until the peer's FIN (bounded) so our close is a clean
+        // one: unread bytes would turn it into a reset that can discard
+        // what we just wrote.
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
+    }
     let _ = internal.send(Internal::Closed { conn, error }).await;
 }
 
@@ -178,12 +186,16 @@ async fn read_within(
     decoder: &mut FrameDecoder,
     limit: Option<Duration>,
 ) -> Option<std::io::Result<usize>> {
+    decoder.prepare_read();
     let read = reader.read_buf(decoder.buffer_mut());
     match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
         None => Some(read.await),
     }
 }
+
+/// How long a closing connection may spend writing what was queued.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Most frames gathered into one write.
 const MAX_BATCH: usize = 256;
@@ -195,13 +207,15 @@ async fn write_loop(
     cancel: CancellationToken,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+    let mut flush_on_exit = true;
     loop {
         let first = tokio::select! {
-            _ = cancel.cancelled() => break,
-            next = rx.recv() => match next {
+            biased;
+            next = rx.recv(), if !cancel.is_cancelled() => match next {
                 Some(frame) => frame,
                 None => break,
             },
+            _ = cancel.cancelled() => break,
         };
         batch.push(first);
         // Batch whatever else is queued into the same write.
@@ -219,10 +233,23 @@ async fn write_loop(
         queued.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
         if written.is_err() {
+            flush_on_exit = false;
             break;
         }
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+    // Closing: write what was already queued (bounded in time), then FIN.
+    let flush = async {
+        if flush_on_exit {
+            while let Ok(frame) = rx.try_recv() {
+                batch.push(frame);
+            }
+            if !batch.is_empty() {
+                writer.write_frames(&batch).await?;
+            }
+        }
+        writer.shutdown().await
+    };
+    let _ = tokio::time::timeout(CLOSE_FLUSH, flush).await;
     cancel.cancel();
 }
 

@@ -41,6 +41,10 @@ pub enum Error {
     /// The node has shut down.
     #[error("the node has shut down")]
     Shutdown,
+    /// The transport the protocol names could not be set up (unknown
+    /// `encryption`, unusable certificates or keys).
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
     /// The message could not be sent.
     #[error(transparent)]
     Send(#[from] SendError),

@@ -32,6 +32,20 @@ pub struct Message {
 
 impl Message {
     /// Broadcast or whisper.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.kind(), rs2p::MessageKind::Broadcast);
+    /// # Ok(()) }
+    /// ```
     pub fn kind(&self) -> MessageKind {
         match self.inner.msg_type {
             MainFlag::Whisper => MessageKind::Whisper,
@@ -40,32 +54,118 @@ impl Message {
     }
 
     /// The id of the node that sent it (as it claims).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.sender(), b.id());
+    /// # Ok(()) }
+    /// ```
     pub fn sender(&self) -> &PeerId {
         &self.inner.sender
     }
 
     /// Unix time in seconds when it was sent.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert!(msg.time() <= a.now());
+    /// # Ok(()) }
+    /// ```
     pub fn time(&self) -> u64 {
         self.inner.time
     }
 
     /// The message id (SHA-256 of its packed form).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.id_hex().len(), 64);
+    /// assert_eq!(msg.id()[0], u8::from_str_radix(&msg.id_hex()[..2], 16).unwrap());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> MessageId {
         self.id
     }
 
     /// The message id as lowercase hex.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// println!("{}", msg.id_hex());
+    /// # Ok(()) }
+    /// ```
     pub fn id_hex(&self) -> String {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The sub-flag packet (`0` for broadcast, `2` for whisper, or the
     /// application's own flag).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.flag().as_u64(), Some(0)); // broadcast
+    /// # Ok(()) }
+    /// ```
     pub fn flag(&self) -> &Packet {
         &self.inner.payload[0]
     }
 
     /// The user packets, without the sub-flag.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.packets()[0].as_str(), Some("hello"));
+    /// assert_eq!(msg.packets()[1].as_i64(), Some(7));
+    /// # Ok(()) }
+    /// ```
     pub fn packets(&self) -> &[Packet] {
         self.inner.payload.get(1..).unwrap_or_default()
     }
@@ -77,6 +177,22 @@ impl Message {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has shut down.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello", 7]).await?;
+    /// let msg = a.next_message().await?;
+    /// msg.reply(packets!["hello back"])?;
+    /// let answer = b.next_message().await?;
+    /// assert_eq!(answer.packets()[0].as_str(), Some("hello back"));
+    /// # Ok(()) }
+    /// ```
     pub fn reply(&self, packets: Vec<Packet>) -> Result<(), Error> {
         let tx = self.commands.upgrade().ok_or(Error::Shutdown)?;
         tx.send(Command::Reply {
@@ -162,6 +278,15 @@ pub enum Event {
     PeerJoined(PeerId),
     /// A peer left the routing table.
     PeerLeft(PeerId),
+    /// A peer sent its peer list: on every new connection, and in answer
+    /// to [`request_peers`](super::MeshSocket::request_peers).
+    PeerList {
+        /// The peer that sent it.
+        from: PeerId,
+        /// The nodes it listed: id and advertised `(host, port)`, without
+        /// this node itself.
+        peers: Vec<(PeerId, (String, u16))>,
+    },
     /// A connection was refused or dropped before or outside the routing
     /// table (subnet mismatch, protocol error, self-connection, …).
     Rejected {

@@ -21,7 +21,7 @@ use crate::protocol::{
     py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerId,
     Protocol, SubFlag,
 };
-use crate::transport::{Plaintext, Transport};
+use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 
 /// Configures and starts a [`MeshSocket`].
 ///
@@ -47,7 +47,8 @@ pub struct MeshBuilder {
     recv_queue: usize,
     dial_timeout: Duration,
     handshake_timeout: Duration,
-    transport: Arc<dyn Transport>,
+    transport: Option<Arc<dyn Transport>>,
+    tls: TlsOptions,
     max_connections: usize,
     max_awaiting: usize,
     stall_timeout: Duration,
@@ -64,7 +65,8 @@ impl Default for MeshBuilder {
             recv_queue: 65_536,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
-            transport: Arc::new(Plaintext),
+            transport: None,
+            tls: TlsOptions::Compatibility,
             max_connections: 512,
             max_awaiting: 64,
             stall_timeout: Duration::from_secs(60),
@@ -131,6 +133,14 @@ impl MeshBuilder {
         self
     }
 
+    /// How long dialling a peer (TCP connect plus the transport's own
+    /// handshake) may take, and how long an accepted connection may take to
+    /// complete the transport's handshake. Default 5 s.
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
+        self
+    }
+
     /// Most open connections; further incoming ones are refused at once.
     /// Default 512.
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -174,10 +184,18 @@ impl MeshBuilder {
         self
     }
 
-    /// The transport frames travel on. Default [`Plaintext`] (TCP). The
-    /// protocol's `encryption` field should name the same transport.
+    /// The transport frames travel on. Default: the one the protocol's
+    /// `encryption` names (see [`for_protocol`]), which should match it.
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = transport;
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The TLS mode of the `SSL` and `wss` transports when the transport
+    /// is picked from the protocol. Default: compatibility mode (as py2p;
+    /// encrypts, authenticates no one — see [`TlsOptions`]).
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = options;
         self
     }
 
@@ -192,9 +210,20 @@ impl MeshBuilder {
     ///
     /// # Errors
     /// [`Error::BadAddress`] if `addr` is not `HOST:PORT`; [`Error::Io`] if
-    /// it cannot be bound (in use, not local, no permission).
+    /// it cannot be bound (in use, not local, no permission);
+    /// [`Error::Transport`] if the protocol's transport cannot be set up.
     pub async fn bind(self, addr: &str) -> Result<MeshSocket, Error> {
         let (host, port) = split_host_port(addr)?;
+        let transport = match &self.transport {
+            Some(transport) => transport.clone(),
+            None => for_protocol(
+                &self.config.protocol,
+                &TransportOptions {
+                    tls: self.tls.clone(),
+                    max_frame_len: self.config.limits.max_frame_len,
+                },
+            )?,
+        };
         let listener = TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
@@ -255,7 +284,7 @@ impl MeshBuilder {
                     idle_timeout: self.idle_timeout,
                 },
                 ids: Arc::new(ConnIds::default()),
-                transport: self.transport.clone(),
+                transport,
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
@@ -343,31 +372,87 @@ impl MeshSocket {
     ///
     /// # Errors
     /// As [`MeshBuilder::bind`].
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_ne!(node.addr().port(), 0);
+    /// node.close().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn bind(addr: &str) -> Result<MeshSocket, Error> {
         MeshBuilder::default().bind(addr).await
     }
 
     /// A builder for a node with non-default settings.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::builder().max_outgoing(2).bind("127.0.0.1:0").await?;
+    /// # node.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> MeshBuilder {
         MeshBuilder::default()
     }
 
     /// This node's id.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// println!("my id is {}", node.id());
+    /// assert!(!node.id().as_bytes().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &PeerId {
         &self.shared.id
     }
 
     /// The address the listener is bound to.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.shared.local
     }
 
     /// The address advertised to peers.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.out_addr(), ("127.0.0.1", node.addr().port()));
+    /// # Ok(()) }
+    /// ```
     pub fn out_addr(&self) -> (&str, u16) {
         (&self.shared.out_addr.0, self.shared.out_addr.1)
     }
 
     /// The subnet.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.protocol().subnet(), "mesh");
+    /// # Ok(()) }
+    /// ```
     pub fn protocol(&self) -> &Protocol {
         &self.shared.protocol
     }
@@ -436,6 +521,21 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::BadAddress`], then those of [`connect`](Self::connect).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let c = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let id = c.connect_addr(&a.addr().to_string()).await?;
+    /// assert_eq!(&id, a.id());
+    /// assert!(matches!(c.connect_addr("no-port").await, Err(rs2p::Error::BadAddress(_))));
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_addr(&self, addr: &str) -> Result<PeerId, Error> {
         let (host, port) = split_host_port(addr)?;
         self.connect(&host, port, None).await
@@ -465,6 +565,20 @@ impl MeshSocket {
     /// # Errors
     /// [`Error::Send`] if the message exceeds the frame limit;
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let id = b.send(packets!["hello", 1, true]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.id(), id);
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&self, packets: Vec<Packet>) -> Result<MessageId, Error> {
         self.send_with(
             packets,
@@ -481,6 +595,21 @@ impl MeshSocket {
     /// # Errors
     /// [`Error::Send`] with [`SendError::ReservedType`](crate::protocol::mesh::SendError::ReservedType)
     /// for other main flags; otherwise as [`send`](Self::send).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// use rs2p::protocol::MainFlag;
+    /// // Packet 0 is the application's own flag, above the reserved range.
+    /// b.send_with(packets!["x"], 0x40.into(), MainFlag::Whisper).await?;
+    /// assert!(b.send_with(packets![], 0.into(), MainFlag::Renegotiate).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn send_with(
         &self,
         packets: Vec<Packet>,
@@ -500,6 +629,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.whisper(a.id(), packets!["just for you"]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.kind(), rs2p::MessageKind::Whisper);
+    /// # Ok(()) }
+    /// ```
     pub async fn whisper(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<MessageId, Error> {
         self.ask(|done| Command::Whisper {
             to: peer.clone(),
@@ -514,6 +657,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if too many replies are waiting for routes.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.reply_to(a.id(), packets!["answer"]).await?;
+    /// assert_eq!(a.next_message().await?.packets()[0].as_str(), Some("answer"));
+    /// # Ok(()) }
+    /// ```
     pub async fn reply_to(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<(), Error> {
         self.ask(|done| Command::Reply {
             to: peer.clone(),
@@ -524,6 +680,21 @@ impl MeshSocket {
     }
 
     /// Takes the oldest queued message, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert!(a.recv().is_none());
+    /// b.send(packets!["one"]).await?;
+    /// let _ = a.next_message().await?; // or poll recv() until it returns Some
+    /// assert!(a.recv().is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn recv(&self) -> Option<Message> {
         self.shared
             .inbox
@@ -534,6 +705,26 @@ impl MeshSocket {
     }
 
     /// Takes up to `n` queued messages, oldest first.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// for i in 0..3 { b.send(packets![i]).await?; }
+    /// let mut got = vec![a.next_message().await?];
+    /// while got.len() < 3 {
+    ///     got.extend(a.recv_many(3 - got.len()));
+    ///     if got.len() < 3 {
+    ///         got.push(a.next_message().await?);
+    ///     }
+    /// }
+    /// assert_eq!(got[2].packets()[0].as_i64(), Some(2));
+    /// # Ok(()) }
+    /// ```
     pub fn recv_many(&self, n: usize) -> Vec<Message> {
         let mut queue = self
             .shared
@@ -551,6 +742,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] once the node has stopped and the queue is empty.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hi"]).await?;
+    /// let msg = tokio::time::timeout(std::time::Duration::from_secs(5), a.next_message()).await.expect("in time")?;
+    /// assert_eq!(msg.sender(), b.id());
+    /// # Ok(()) }
+    /// ```
     pub async fn next_message(&self) -> Result<Message, Error> {
         loop {
             let notified = self.shared.inbox.notify.notified();
@@ -572,6 +777,20 @@ impl MeshSocket {
     /// A subscription to this node's events. Each subscriber sees every
     /// event raised after it subscribed; a subscriber that falls more than
     /// 1,024 events behind gets `RecvError::Lagged`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{Event, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let mut events = a.events();
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(events.recv().await.unwrap(), Event::Connect);
+    /// assert_eq!(events.recv().await.unwrap(), Event::PeerJoined(b.id().clone()));
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
@@ -611,6 +830,16 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let snap = node.snapshot().await?;
+    /// assert!(snap.peers.is_empty() && snap.errors.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
         self.ask(Command::Snapshot).await
     }
@@ -619,6 +848,20 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let table = b.routing_table().await?;
+    /// assert_eq!(&table[0].id, a.id());
+    /// assert!(table[0].outgoing);
+    /// # Ok(()) }
+    /// ```
     pub async fn routing_table(&self) -> Result<Vec<PeerInfo>, Error> {
         Ok(self.snapshot().await?.peers)
     }
@@ -627,6 +870,15 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(node.awaiting_ids().await?, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn awaiting_ids(&self) -> Result<usize, Error> {
         Ok(self.snapshot().await?.awaiting)
     }
@@ -635,6 +887,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(b.outgoing().await?, vec![a.id().clone()]);
+    /// # Ok(()) }
+    /// ```
     pub async fn outgoing(&self) -> Result<Vec<PeerId>, Error> {
         Ok(self
             .routing_table()
@@ -649,6 +913,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(a.incoming().await?, vec![b.id().clone()]);
+    /// # Ok(()) }
+    /// ```
     pub async fn incoming(&self) -> Result<Vec<PeerId>, Error> {
         Ok(self
             .routing_table()
@@ -663,6 +939,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert!(b.disconnect(a.id()).await?);
+    /// assert!(b.routing_table().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect(&self, peer: &PeerId) -> Result<bool, Error> {
         self.ask(|done| Command::Disconnect {
             peer: peer.clone(),
@@ -672,10 +961,37 @@ impl MeshSocket {
     }
 
     /// Asks every peer for its peer list; new peers are dialled up to
-    /// `max_outgoing`.
+    /// `max_outgoing`. Each list also comes out as an
+    /// [`Event::PeerList`].
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// Ask a node whom it knows, without dialling them (`max_outgoing(0)`):
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{Event, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    ///
+    /// let asker = MeshSocket::builder().max_outgoing(0).bind("127.0.0.1:0").await?;
+    /// let mut events = asker.events();
+    /// let b_id = asker.connect("127.0.0.1", b.addr().port(), None).await?;
+    /// asker.request_peers()?;
+    /// let peers = loop {
+    ///     if let Event::PeerList { from, peers } = events.recv().await.expect("events") {
+    ///         assert_eq!(from, b_id);
+    ///         break peers;
+    ///     }
+    /// };
+    /// assert_eq!(peers.len(), 1, "b lists a, not the asker");
+    /// assert_eq!(&peers[0].0, a.id());
+    /// assert_eq!(peers[0].1, ("127.0.0.1".to_owned(), a.addr().port()));
+    /// # Ok(()) }
+    /// ```
     pub fn request_peers(&self) -> Result<(), Error> {
         self.command(Command::RequestPeers)
     }
@@ -684,6 +1000,19 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// use rs2p::protocol::Compression;
+    /// b.renegotiate(a.id(), vec![Compression::Zlib]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn renegotiate(&self, peer: &PeerId, methods: Vec<Compression>) -> Result<(), Error> {
         self.ask(|done| Command::Renegotiate {
             peer: peer.clone(),
@@ -697,6 +1026,18 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.request_resend(a.id()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn request_resend(&self, peer: &PeerId) -> Result<(), Error> {
         self.ask(|done| Command::RequestResend {
             peer: peer.clone(),
@@ -709,11 +1050,29 @@ impl MeshSocket {
     ///
     /// # Errors
     /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.status().await?.is_empty()); // nominal
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<Vec<String>, Error> {
         Ok(self.snapshot().await?.errors)
     }
 
     /// Unix time now, in seconds, as the node stamps messages.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// assert!(node.now() > 1_600_000_000);
+    /// # Ok(()) }
+    /// ```
     pub fn now(&self) -> u64 {
         unix_now()
     }
@@ -721,6 +1080,17 @@ impl MeshSocket {
     /// Shuts the node down: closes every connection and the listener and
     /// waits until every task has ended. Other handles see
     /// [`Error::Shutdown`] afterwards.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// let other = node.clone();
+    /// node.close().await;
+    /// assert!(matches!(other.snapshot().await, Err(rs2p::Error::Shutdown)));
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.command(Command::Close(tx)).is_ok() {

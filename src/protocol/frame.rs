@@ -110,6 +110,24 @@ impl FrameDecoder {
         &mut self.buf
     }
 
+    /// Makes room for the next read: up to 64 KiB, never more than the
+    /// frame being received still needs (or 16 KiB between frames), so a
+    /// peer that announces a large frame cannot make us reserve memory it
+    /// has not sent.
+    pub fn prepare_read(&mut self) {
+        const STEP: usize = 64 * 1024;
+        const IDLE: usize = 16 * 1024;
+        let want = match self.announced() {
+            Some(len) if len <= self.max_frame_len => (PREFIX_LEN + len)
+                .saturating_sub(self.buf.len())
+                .clamp(1, STEP),
+            _ => IDLE,
+        };
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want);
+        }
+    }
+
     /// Bytes buffered that do not yet form a whole frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -138,9 +156,6 @@ impl FrameDecoder {
         }
         let total = PREFIX_LEN + len;
         if self.buf.len() < total {
-            // Reserve what the frame needs (bounded by the limit above) so
-            // the remaining reads do not reallocate.
-            self.buf.reserve(total - self.buf.len());
             return Ok(None);
         }
         let raw = self.buf.split_to(total).freeze();

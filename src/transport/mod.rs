@@ -1,11 +1,31 @@
 //! Transports: how frames travel between two nodes. The mesh logic does not
 //! know which one it runs on; it sees a byte reader and a frame writer.
 //!
-//! - `Plaintext`: TCP ([`Plaintext`]).
+//! The protocol's `encryption` field names the transport, as in py2p and
+//! js2p ([`for_protocol`] picks it, and so does [`MeshBuilder`] unless told
+//! otherwise):
+//!
+//! | `encryption` | transport | interoperates with |
+//! |---|---|---|
+//! | `Plaintext` | TCP ([`Plaintext`]) | py2p, js2p |
+//! | `SSL` | TLS over TCP ([`Tls`]) | py2p (tested), js2p (not tested) |
+//! | `ws` | WebSocket over TCP ([`WebSocket::plain`]) | js2p (not tested: no js2p here) |
+//! | `wss` | WebSocket over TLS ([`WebSocket::secure`]) | js2p (not tested) |
+//!
+//! The TLS transports run in one of two modes, [`TlsOptions`]:
+//! **compatibility** (the default, as the references: encrypts against
+//! passive eavesdroppers but authenticates no one, so an active
+//! man-in-the-middle or any stranger can join) or **verified** (mutual TLS
+//! against trusted roots or pinned certificates, which keeps strangers
+//! out). The [`tls_config`] docs say exactly what each protects against.
 //!
 //! A transport turns a dialled address or an accepted TCP connection into a
 //! [`Stream`]: a reader of raw bytes (frames are split by the connection's
-//! read loop) and a [`FrameWriter`] that writes whole frames.
+//! read loop) and a [`FrameWriter`] that writes whole frames. A failed
+//! transport handshake (TLS, WebSocket) is an `io::Error` for that one
+//! connection, logged at `info` with the peer's address; the node goes on.
+//!
+//! [`MeshBuilder`]: crate::MeshBuilder
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -16,9 +36,24 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 
+mod error;
 mod tcp;
+mod tls;
+pub mod tls_config;
+mod verify;
+mod ws;
 
+pub use error::TransportError;
 pub use tcp::Plaintext;
+pub use tls::Tls;
+pub use tls_config::{TlsOptions, VerifiedTls};
+pub use ws::WebSocket;
+
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+
+use crate::protocol::{CodecLimits, Protocol};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -105,4 +140,100 @@ where
         writer: Box::new(ByteStreamWriter::new(writer)),
         remote,
     }
+}
+
+/// What [`for_protocol`] needs besides the protocol.
+#[derive(Clone, Debug)]
+pub struct TransportOptions {
+    /// The TLS mode of `SSL` and `wss`. Must be [`TlsOptions::Compatibility`]
+    /// for `Plaintext` and `ws`.
+    pub tls: TlsOptions,
+    /// Largest frame body accepted, in bytes (bounds WebSocket messages).
+    pub max_frame_len: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            tls: TlsOptions::Compatibility,
+            max_frame_len: CodecLimits::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// The transport that `protocol.encryption()` names: `"Plaintext"`,
+/// `"SSL"`, `"ws"` or `"wss"`.
+///
+/// # Errors
+/// [`TransportError::UnknownEncryption`] for any other name;
+/// [`TransportError::TlsNotUsed`] for verified TLS settings with
+/// `Plaintext` or `ws`; the errors of [`Tls::new`] for `SSL` and `wss`.
+///
+/// # Examples
+/// ```
+/// use rs2p::protocol::Protocol;
+/// use rs2p::transport::{for_protocol, TransportOptions};
+/// let t = for_protocol(&Protocol::new("mesh", "SSL"), &TransportOptions::default())?;
+/// assert_eq!(t.name(), "SSL");
+/// assert!(for_protocol(&Protocol::new("mesh", "carrier pigeon"), &TransportOptions::default()).is_err());
+/// # Ok::<(), rs2p::transport::TransportError>(())
+/// ```
+pub fn for_protocol(
+    protocol: &Protocol,
+    options: &TransportOptions,
+) -> Result<Arc<dyn Transport>, TransportError> {
+    let name = protocol.encryption();
+    let no_tls = || {
+        if options.tls.is_verified() {
+            Err(TransportError::TlsNotUsed(name.to_owned()))
+        } else {
+            Ok(())
+        }
+    };
+    match name {
+        "Plaintext" => {
+            no_tls()?;
+            Ok(Arc::new(Plaintext))
+        }
+        "SSL" => Ok(Arc::new(Tls::new(&options.tls)?)),
+        "ws" => {
+            no_tls()?;
+            Ok(Arc::new(WebSocket::plain(options.max_frame_len)))
+        }
+        "wss" => Ok(Arc::new(WebSocket::secure(
+            &options.tls,
+            options.max_frame_len,
+        )?)),
+        other => Err(TransportError::UnknownEncryption(other.to_owned())),
+    }
+}
+
+/// The peer address of a TCP stream, as text.
+pub(crate) fn peer_addr(tcp: &TcpStream) -> String {
+    tcp.peer_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+}
+
+/// The TLS server name for a dialled host: an IP address as such, else a
+/// DNS name (neither is verified against the certificate, see
+/// [`tls_config`]).
+pub(crate) fn server_name(host: &str) -> ServerName<'static> {
+    ServerName::try_from(host.to_owned()).unwrap_or(ServerName::IpAddress(
+        std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED).into(),
+    ))
+}
+
+/// Logs a connection refused during a transport handshake and turns the
+/// cause into the `io::Error` the caller returns.
+pub(crate) fn refused(
+    transport: &str,
+    remote: &str,
+    stage: &str,
+    cause: impl std::fmt::Display,
+) -> io::Error {
+    tracing::info!(%transport, %remote, %cause, "{stage} failed: connection refused");
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        format!("{transport} {stage} with {remote} failed: {cause}"),
+    )
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod py2p;
 
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ pub fn shared_dir() -> PathBuf {
 
 /// Lowercase hex decoding; panics on bad input (test data only).
 pub fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd hex length");
+    assert!(text.len().is_multiple_of(2), "odd hex length");
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))

@@ -45,6 +45,18 @@ impl Py2pNode {
         compression: Option<&[u8]>,
         max_outgoing: Option<usize>,
     ) -> Py2pNode {
+        Self::start_on(name, subnet, "Plaintext", compression, max_outgoing)
+    }
+
+    /// As [`start`](Self::start), on the transport `encryption`
+    /// (`"Plaintext"` or `"SSL"`).
+    pub fn start_on(
+        name: &str,
+        subnet: &str,
+        encryption: &str,
+        compression: Option<&[u8]>,
+        max_outgoing: Option<usize>,
+    ) -> Py2pNode {
         let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py2p/mesh_peer.py");
         let comp = compression.map_or("all".to_string(), |m| {
@@ -58,6 +70,7 @@ impl Py2pNode {
         if let Some(n) = max_outgoing {
             cmd.arg(n.to_string());
         }
+        cmd.arg(format!("--encryption={encryption}"));
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -190,6 +203,26 @@ impl Py2pNode {
             .iter()
             .map(|p| p.as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Waits (bounded) until its routing table holds `n` peers; returns them.
+    pub fn wait_peer_count(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let peers = self.peers();
+            if peers.len() == n {
+                return peers;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: has {} peers, expected {n}\n{}",
+                    self.name,
+                    peers.len(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// What it printed on stderr.

@@ -10,6 +10,9 @@ Events (stdout):   {"event":"ready","id":ID,"port":P}
                    {"event":"message","n":N,"kind":"broadcast"|"whisper","sender":ID,"packets":[...]}
                    {"event":"peers","peers":[ID,...]}  {"event":"error","error":TEXT}
 Packets in JSON: str <-> str, {"$bin": hex} <-> bytes, numbers, bool, null, lists, dicts.
+
+Usage: mesh_peer.py PORT [SUBNET [COMPRESSION [MAX_OUTGOING]]] [--encryption=NAME]
+(NAME: Plaintext, the default, or SSL, which needs the cryptography package).
 """
 import json
 import os
@@ -54,16 +57,40 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def serialize_ssl_use():
+    """py2p's SSL transport shares one OpenSSL object between the caller's
+    thread (send) and its daemon thread (read); OpenSSL objects are not
+    thread-safe, and an overlapping send and read corrupt the TLS stream
+    (bad record MAC, bad length), between two py2p nodes as well. Like any
+    careful py2p user, this harness serializes the two with a lock. The
+    bytes on the wire are py2p's own."""
+    lock = threading.RLock()
+
+    def locked(method):
+        def call(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+        return call
+
+    base.BaseConnection.send_InternalMessage = locked(base.BaseConnection.send_InternalMessage)
+    base.BaseDaemon.process_data = locked(base.BaseDaemon.process_data)
+
+
 def main():
-    port = int(sys.argv[1])
-    subnet = sys.argv[2] if len(sys.argv) > 2 else "mesh"
-    if len(sys.argv) > 3 and sys.argv[3] != "all":
-        messages.compression[:] = [int(x, 0) for x in sys.argv[3].split(",")]
-    if len(sys.argv) > 4:
-        mesh.max_outgoing = int(sys.argv[4])
-    sock = mesh.MeshSocket("127.0.0.1", port, prot=base.Protocol(subnet, "Plaintext"))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    options = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+    encryption = options.get("encryption", "Plaintext")
+    port = int(args[0])
+    subnet = args[1] if len(args) > 1 else "mesh"
+    if len(args) > 2 and args[2] != "all":
+        messages.compression[:] = [int(x, 0) for x in args[2].split(",")]
+    if len(args) > 3:
+        mesh.max_outgoing = int(args[3])
+    if encryption == "SSL":
+        serialize_ssl_use()
+    sock = mesh.MeshSocket("127.0.0.1", port, prot=base.Protocol(subnet, encryption))
     emit({"event": "ready", "id": ident(sock.id), "port": port,
-          "compression": list(messages.compression)})
+          "compression": list(messages.compression), "encryption": encryption})
     commands = queue.Queue()
 
     def read_stdin():

@@ -60,6 +60,8 @@ pub enum CloseReason {
     Misbehaving(&'static str),
     /// The peer's send queue stayed full: it does not read fast enough.
     TooSlow,
+    /// The peer or the network closed the connection.
+    Disconnected,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -76,6 +78,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout => f.write_str("no handshake in time"),
             CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
             CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
+            CloseReason::Disconnected => f.write_str("the connection was closed by the peer"),
         }
     }
 }
@@ -93,12 +96,37 @@ pub enum MeshEvent {
         /// Its connection.
         conn: ConnId,
     },
+    /// A peer that was already in the routing table is now reached on
+    /// another connection (two connections raced; this one was kept).
+    Rebound {
+        /// Its id.
+        id: PeerId,
+        /// The connection kept.
+        conn: ConnId,
+    },
+    /// A connection turned out to duplicate one the peer is already
+    /// reached on, and is being closed; the peer stays connected.
+    Duplicate {
+        /// The peer's id.
+        id: PeerId,
+        /// The duplicate connection.
+        conn: ConnId,
+    },
     /// A peer in the routing table went away.
     PeerLeft {
         /// Its id.
         id: PeerId,
         /// Its connection.
         conn: ConnId,
+    },
+    /// A peer sent its peer list (it does on every handshake, and when
+    /// asked). Sent after the list has been acted on (dials started).
+    PeerList {
+        /// The peer that sent it.
+        from: PeerId,
+        /// The entries that parsed: each node's id and advertised address,
+        /// without this node itself.
+        peers: Vec<(PeerId, (String, u16))>,
     },
     /// A connection is being closed (it may never have been a peer).
     Closing {
@@ -244,7 +272,8 @@ pub struct MeshState {
     /// Ids we are dialling (expected id → address), not yet open.
     dialling: HashMap<PeerId, (String, u16)>,
     /// Dials without an expected id that are under way.
-    anonymous_dials: usize,
+    /// Addresses dialled without an expected id, not yet open.
+    anonymous_dials: Vec<(String, u16)>,
     waterfall: Waterfall,
     /// request id → the reply waiting for a route.
     pending: HashMap<Vec<u8>, PendingReply>,
@@ -275,7 +304,7 @@ impl MeshState {
             conns: BTreeMap::new(),
             routing: BTreeMap::new(),
             dialling: HashMap::new(),
-            anonymous_dials: 0,
+            anonymous_dials: Vec::new(),
             waterfall,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
@@ -335,6 +364,11 @@ impl MeshState {
     /// The connection a peer is reached on.
     pub fn conn_of(&self, peer: &PeerId) -> Option<ConnId> {
         self.routing.get(peer).copied()
+    }
+
+    /// The id of the peer on a connection, once it has handshaken.
+    pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
+        self.conns.get(&conn)?.peer.as_ref().map(|h| &h.id)
     }
 
     /// Whether a peer is in the routing table.
@@ -408,7 +442,16 @@ impl MeshState {
                 Some(id) => {
                     self.dialling.remove(id);
                 }
-                None => self.anonymous_dials = self.anonymous_dials.saturating_sub(1),
+                None => {
+                    let at = self
+                        .anonymous_dials
+                        .iter()
+                        .position(|(h, p)| format!("{h}:{p}") == remote)
+                        .unwrap_or(0);
+                    if at < self.anonymous_dials.len() {
+                        self.anonymous_dials.remove(at);
+                    }
+                }
             }
         }
         self.conns.insert(
@@ -437,7 +480,11 @@ impl MeshState {
                 self.book
                     .failed(id, now.saturating_mul(1000), &mut self.rng);
             }
-            None => self.anonymous_dials = self.anonymous_dials.saturating_sub(1),
+            None => {
+                if !self.anonymous_dials.is_empty() {
+                    self.anonymous_dials.remove(0);
+                }
+            }
         }
     }
 
@@ -461,6 +508,20 @@ impl MeshState {
         };
         if self.routing.get(&h.id) == Some(&conn) {
             self.routing.remove(&h.id);
+            // A second, standby connection to the same peer takes over.
+            let standby = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.peer.as_ref().is_some_and(|p| p.id == h.id))
+                .map(|(&c, _)| c);
+            if let Some(standby) = standby {
+                self.routing.insert(h.id.clone(), standby);
+                out.push(Action::Event(MeshEvent::Rebound {
+                    id: h.id,
+                    conn: standby,
+                }));
+                return;
+            }
             if lost && self.config.reconnect {
                 self.book
                     .lost(&h.id, now.saturating_mul(1000), &mut self.rng);
@@ -541,9 +602,9 @@ impl MeshState {
     }
 
     fn dial_budget(&self) -> usize {
-        self.config
-            .max_outgoing
-            .saturating_sub(self.outgoing_count() + self.dialling.len() + self.anonymous_dials)
+        self.config.max_outgoing.saturating_sub(
+            self.outgoing_count() + self.dialling.len() + self.anonymous_dials.len(),
+        )
     }
 
     fn redial(&mut self, now_ms: u64, out: &mut Vec<Action>) {
@@ -591,11 +652,21 @@ impl MeshState {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let methods: Vec<Compression> = c
+        // The peer's advertised methods first, then ours: after a
+        // renegotiation the peer may still use a method from the list it
+        // had before our answer reaches it.
+        let mut methods: Vec<Compression> = c
             .peer
             .as_ref()
             .map(|h| h.compression.clone())
             .unwrap_or_default();
+        if c.peer.is_some() {
+            for m in &self.config.compression {
+                if !methods.contains(m) {
+                    methods.push(*m);
+                }
+            }
+        }
         let decoded = match decode_body(frame.body(), &methods, &self.config.limits) {
             Ok(d) => d,
             Err(e) => {
@@ -865,11 +936,31 @@ impl MeshState {
             return;
         }
         if let Some(&existing) = self.routing.get(&id) {
+            let existing_outgoing = self.conns.get(&existing).map(|c| c.outgoing);
+            if existing != conn && existing_outgoing == Some(outgoing) {
+                // Two connections dialled from the same end. The dialler
+                // keeps the one it adopted first and closes this one; the
+                // accepting end keeps both until then, routing over the
+                // first and failing over if that is the one closed.
+                if outgoing {
+                    out.push(Action::Event(MeshEvent::Duplicate { id, conn }));
+                    self.close(now, conn, CloseReason::Conflict, out);
+                } else if let Some(c) = self.conns.get_mut(&conn) {
+                    c.expected_id = None;
+                    c.peer = Some(Handshaken {
+                        id,
+                        out_addr,
+                        compression: methods,
+                    });
+                }
+                return;
+            }
             if existing != conn {
                 // Both ends dialled each other. Decide as py2p does, so both
                 // ends keep the same connection.
                 let keep_existing = (id_greater(&self.me, &id)) ^ outgoing;
                 if keep_existing {
+                    out.push(Action::Event(MeshEvent::Duplicate { id, conn }));
                     self.close(now, conn, CloseReason::Conflict, out);
                     return;
                 }
@@ -884,7 +975,8 @@ impl MeshState {
                     conn: existing,
                     reason: CloseReason::Conflict,
                 });
-                self.adopt(conn, id, out_addr, methods);
+                self.adopt(conn, id.clone(), out_addr, methods);
+                out.push(Action::Event(MeshEvent::Rebound { id, conn }));
                 self.send_peers(now, conn, out);
                 self.flush_awaiting_route(now, conn, out);
                 return;
@@ -952,17 +1044,26 @@ impl MeshState {
             return;
         }
         let now_ms = now.saturating_mul(1000);
-        // Linear in the list: the budget and the ids of connections still
-        // waiting for their handshake are computed once, not per entry
-        // (per entry, a node with hundreds of peers spent its time here).
+        let mut listed = Vec::new();
+        // Linear in the list: the budget and what the connections still
+        // waiting for their handshake are (expected ids, remote addresses)
+        // are computed once, not per entry (per entry, a node with hundreds
+        // of peers spent its time here).
         let mut budget = self.dial_budget();
-        let awaiting: Vec<PeerId> = if budget > 0 {
-            self.conns
-                .values()
-                .filter_map(|c| c.expected_id.clone())
-                .collect()
+        let (awaiting_ids, awaiting_remotes): (Vec<PeerId>, Vec<String>) = if budget > 0 {
+            (
+                self.conns
+                    .values()
+                    .filter_map(|c| c.expected_id.clone())
+                    .collect(),
+                self.conns
+                    .values()
+                    .filter(|c| c.peer.is_none())
+                    .map(|c| c.remote.clone())
+                    .collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         for entry in list {
             let Some([addr, id]) = entry
@@ -977,11 +1078,17 @@ impl MeshState {
             if id == self.me || addr == self.out_addr {
                 continue;
             }
+            listed.push((id.clone(), addr.clone()));
             self.book.learn(&id, addr.clone());
-            if budget == 0
-                || self.routing.contains_key(&id)
+            if budget == 0 {
+                continue;
+            }
+            let addr_text = format!("{}:{}", addr.0, addr.1);
+            if self.routing.contains_key(&id)
+                || self.anonymous_dials.contains(&addr)
+                || awaiting_remotes.contains(&addr_text)
                 || self.dialling.contains_key(&id)
-                || awaiting.contains(&id)
+                || awaiting_ids.contains(&id)
             {
                 continue;
             }
@@ -992,6 +1099,17 @@ impl MeshState {
             budget -= 1;
             self.book.dialling(&id, now_ms);
             self.start_dial(id, addr, out);
+        }
+        let from = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.peer.as_ref())
+            .map(|h| h.id.clone());
+        if let Some(from) = from {
+            out.push(Action::Event(MeshEvent::PeerList {
+                from,
+                peers: listed,
+            }));
         }
     }
 
@@ -1348,7 +1466,7 @@ impl MeshState {
             Some(id) => {
                 self.dialling.insert(id.clone(), addr);
             }
-            None => self.anonymous_dials += 1,
+            None => self.anonymous_dials.push(addr),
         }
     }
 

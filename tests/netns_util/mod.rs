@@ -1,0 +1,542 @@
+//! Helpers for `tests/partition.rs`: a small network lab built from Linux
+//! network namespaces, and `rs2p node --json` processes run inside it.
+//!
+//! # The lab
+//! ```text
+//!             namespace <prefix>-br (no addresses, no route anywhere)
+//!        ┌──────────────────────────────────────────────────────┐
+//!        │  br0 ── tl ═══════ trunk (veth) ═══════ tr ── br1    │
+//!        │   │  │                                    │  │       │
+//!        └───┼──┼────────────────────────────────────┼──┼───────┘
+//!          veth veth                               veth veth
+//!            │    │                                  │    │
+//!       <p>-a  <p>-b                             <p>-c  <p>-d
+//!  10.213.0.11  10.213.0.12                 10.213.0.13  10.213.0.14
+//!        (side 0 = "left")                       (side 1 = "right")
+//! ```
+//! Every address lives only inside these namespaces (10.213.0.0/24, on-link,
+//! no default route), so nothing can leave the lab and the host's own
+//! network is never touched. [`Lab::cut`] takes the trunk down: both sides
+//! keep their own bridge, and every packet between the sides is dropped
+//! silently, as in a real partition. [`Lab::heal`] brings it back.
+//!
+//! The node namespaces get a short TCP retransmission limit
+//! (`net.ipv4.tcp_retries2 = 3`, about 3 s of unacknowledged data), set
+//! inside those namespaces only: `rs2p node` has no keep-alive or idle
+//! timeout option, so a connection across the cut is noticed dead through
+//! TCP's own timeout, which by default would take about 15 minutes.
+//!
+//! Namespace names carry a per-run prefix (`rs2p-<pid>-`); the [`Lab`]
+//! deletes them on drop (also while panicking), and a new lab first
+//! deletes any `rs2p-<pid>-*` namespace left by a process that no longer
+//! exists (a run killed by a timeout cannot clean up after itself).
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The subnet every lab address comes from.
+pub const SUBNET: &str = "10.213.0.0/24";
+
+/// Runs a command to completion; panics with its output if it fails.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", args.join(" ")));
+    if !out.status.success() {
+        panic!(
+            "`{}` failed ({}):\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails the test (never skips it) unless `ip netns` works here.
+pub fn require_netns() {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Err(e) => panic!(
+            "this test needs `ip` from iproute2 with network namespace support \
+             (`ip netns`), and cannot run it: {e}. Install iproute2 and run as root."
+        ),
+        Ok(o) if !o.status.success() => panic!(
+            "this test needs `ip netns` (network namespaces, run as root), but \
+             `ip netns list` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// One namespace that holds nodes.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The namespace name.
+    pub ns: String,
+    /// Its address (10.213.0.x).
+    pub ip: String,
+    /// Which side of the trunk it hangs on (0 or 1).
+    pub side: usize,
+}
+
+/// The namespaces, bridges and trunk; deleted on drop.
+#[derive(Debug)]
+pub struct Lab {
+    pub prefix: String,
+    pub bridge_ns: String,
+    pub hosts: Vec<Host>,
+    created: Vec<String>,
+}
+
+impl Lab {
+    /// Builds the lab with `per_side` host namespaces on each of the two
+    /// sides.
+    pub fn new(per_side: usize) -> Lab {
+        require_netns();
+        remove_stale_namespaces();
+        let prefix = format!("rs2p-{}", std::process::id());
+        let mut lab = Lab {
+            bridge_ns: format!("{prefix}-br"),
+            prefix,
+            hosts: Vec::new(),
+            created: Vec::new(),
+        };
+        lab.add_ns(&lab.bridge_ns.clone());
+        let br = lab.bridge_ns.clone();
+        run(&["ip", "-n", &br, "link", "set", "lo", "up"]);
+        for bridge in ["br0", "br1"] {
+            // STP off: a port forwards as soon as it is up.
+            run(&[
+                "ip",
+                "-n",
+                &br,
+                "link",
+                "add",
+                bridge,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+            ]);
+            run(&["ip", "-n", &br, "link", "set", bridge, "up"]);
+        }
+        // The trunk between the two bridges: the link the partition cuts.
+        run(&[
+            "ip", "-n", &br, "link", "add", "tl", "type", "veth", "peer", "name", "tr",
+        ]);
+        run(&["ip", "-n", &br, "link", "set", "tl", "master", "br0", "up"]);
+        run(&["ip", "-n", &br, "link", "set", "tr", "master", "br1", "up"]);
+
+        for side in 0..2 {
+            for k in 0..per_side {
+                let index = side * per_side + k;
+                let letter = (b'a' + index as u8) as char;
+                let ns = format!("{}-{letter}", lab.prefix);
+                let ip = format!("10.213.0.{}", 11 + index);
+                lab.add_ns(&ns);
+                let port = format!("p{letter}");
+                // The host end is created inside the host namespace as eth0,
+                // the bridge end inside the bridge namespace.
+                run(&[
+                    "ip", "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                    "netns", &br,
+                ]);
+                let bridge = if side == 0 { "br0" } else { "br1" };
+                run(&[
+                    "ip", "-n", &br, "link", "set", &port, "master", bridge, "up",
+                ]);
+                run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+                run(&[
+                    "ip",
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{ip}/24"),
+                    "dev",
+                    "eth0",
+                ]);
+                run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv4.tcp_retries2=3",
+                ]);
+                lab.hosts.push(Host { ns, ip, side });
+            }
+        }
+        lab.check_routes();
+        lab
+    }
+
+    fn add_ns(&mut self, name: &str) {
+        run(&["ip", "netns", "add", name]);
+        self.created.push(name.to_owned());
+    }
+
+    /// Every host namespace routes 10.213.0.0/24 on-link and nothing else.
+    fn check_routes(&self) {
+        for h in &self.hosts {
+            let routes = run(&["ip", "-n", &h.ns, "-4", "route", "show"]);
+            for line in routes.lines().filter(|l| !l.trim().is_empty()) {
+                assert!(
+                    line.starts_with(SUBNET),
+                    "namespace {} has a route outside {SUBNET}: {line}",
+                    h.ns
+                );
+            }
+            let default = run(&["ip", "-n", &h.ns, "-4", "route", "show", "default"]);
+            assert!(default.trim().is_empty(), "{} has a default route", h.ns);
+        }
+    }
+
+    /// Partitions the lab: the trunk between the two bridges goes down.
+    pub fn cut(&self) {
+        run(&["ip", "-n", &self.bridge_ns, "link", "set", "tl", "down"]);
+    }
+
+    /// Heals the partition: the trunk comes back up.
+    pub fn heal(&self) {
+        run(&["ip", "-n", &self.bridge_ns, "link", "set", "tl", "up"]);
+    }
+
+    /// Whether the trunk forwards (both bridge ports in state forwarding).
+    pub fn trunk_forwarding(&self) -> bool {
+        let out = run(&["ip", "-n", &self.bridge_ns, "-d", "link", "show", "tr"]);
+        out.contains("state forwarding") && out.contains("LOWER_UP")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.created.iter().rev() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Deletes namespaces named `rs2p-<pid>-…` whose process is gone.
+fn remove_stale_namespaces() {
+    let Ok(list) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix("rs2p-") else {
+            continue;
+        };
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("removing stale namespace {name}");
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// A line from a node's stdout, with the moment the test read it.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub at: Instant,
+    pub value: Value,
+}
+
+/// One `rs2p node --json` process inside a namespace.
+///
+/// Dropping it kills the process; while panicking it also prints the end
+/// of the process's stderr.
+pub struct NodeProc {
+    pub name: String,
+    pub side: usize,
+    pub id: String,
+    pub addr: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Line>,
+    /// Every `message` event, in order.
+    pub messages: Vec<Line>,
+    /// Every other event not yet taken by a wait.
+    pub pending: VecDeque<Line>,
+    /// Every event other than messages, for diagnostics.
+    pub log: Vec<Line>,
+    stderr: Arc<Mutex<String>>,
+    eof: bool,
+}
+
+impl NodeProc {
+    /// Starts `rs2p node --json --bind IP:0 [--connect ADDR]…` in the host's
+    /// namespace and waits for its `ready` event.
+    pub fn spawn(name: &str, host: &Host, connect: &[String], wait: Duration) -> NodeProc {
+        let bind = format!("{}:0", host.ip);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns, env!("CARGO_BIN_EXE_rs2p")])
+            .args(["node", "--json", "-v", "--linger", "0", "--bind", &bind]);
+        for c in connect {
+            cmd.args(["--connect", c]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start rs2p in {}: {e}", host.ns));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({"event": "<not JSON>", "line": line}));
+                if tx
+                    .send(Line {
+                        at: Instant::now(),
+                        value,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut s = sink.lock().unwrap();
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                // Keep the last 256 KiB.
+                if s.len() > 512 * 1024 {
+                    let mut cut = s.len() - 256 * 1024;
+                    while !s.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    s.drain(..cut);
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut node = NodeProc {
+            name: name.to_owned(),
+            side: host.side,
+            id: String::new(),
+            addr: String::new(),
+            child,
+            stdin,
+            rx,
+            messages: Vec::new(),
+            pending: VecDeque::new(),
+            log: Vec::new(),
+            stderr,
+            eof: false,
+        };
+        let ready = node.wait_event("ready", wait, |v| v["event"] == "ready");
+        node.id = ready["id"].as_str().expect("ready.id").to_owned();
+        node.addr = ready["addr"].as_str().expect("ready.addr").to_owned();
+        assert!(
+            node.addr.starts_with(&format!("{}:", host.ip)),
+            "{name}: bound to {} instead of {}",
+            node.addr,
+            host.ip
+        );
+        node
+    }
+
+    /// Sends one JSON op.
+    pub fn op(&mut self, op: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{op}")
+            .and_then(|_| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot write to rs2p: {e}", self.name));
+    }
+
+    /// Broadcasts `packets`.
+    pub fn broadcast(&mut self, packets: Value) {
+        self.op(json!({"op": "broadcast", "packets": packets}));
+    }
+
+    fn take(&mut self, line: Line) {
+        if line.value["event"] == "message" {
+            self.messages.push(line);
+        } else {
+            self.log.push(line.clone());
+            self.pending.push_back(line);
+        }
+    }
+
+    /// Takes every line printed so far, without waiting.
+    pub fn pump(&mut self) {
+        while let Ok(line) = self.rx.try_recv() {
+            self.take(line);
+        }
+    }
+
+    /// Waits (at most `within`) for a non-message event matching `pred`
+    /// and removes it (and every pending event before it) from `pending`.
+    pub fn wait_event(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            while let Some(line) = self.pending.pop_front() {
+                if pred(&line.value) {
+                    return line.value;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.take(line),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: no {what} within {within:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr_tail(4000)
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{}: exited before {what} ({:?}); stderr:\n{}",
+                    self.name,
+                    self.child.try_wait(),
+                    self.stderr_tail(4000)
+                ),
+            }
+        }
+    }
+
+    /// Asks for the routing table; returns the peers' ids.
+    pub fn peers(&mut self, within: Duration) -> Vec<String> {
+        self.op(json!({"op": "peers"}));
+        self.wait_peers(within)
+    }
+
+    /// Waits for the answer to an already sent `peers` op.
+    pub fn wait_peers(&mut self, within: Duration) -> Vec<String> {
+        let v = self.wait_event("peers event", within, |v| v["event"] == "peers");
+        v["peers"]
+            .as_array()
+            .expect("peers.peers")
+            .iter()
+            .map(|p| p["id"].as_str().expect("peer id").to_owned())
+            .collect()
+    }
+
+    /// Sends `quit` and reads stdout to its end; waits for the exit.
+    pub fn quit(&mut self, within: Duration) {
+        self.op(json!({"op": "quit"}));
+        self.stdin = None;
+        let deadline = Instant::now() + within;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.take(line),
+                Err(RecvTimeoutError::Disconnected) => self.eof = true,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: did not exit within {within:?} of quit; stderr:\n{}",
+                    self.name,
+                    self.stderr_tail(4000)
+                ),
+            }
+        }
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(status.success(), "{}: exited with {status}", self.name);
+                    return;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                other => panic!("{}: no exit status after quit: {other:?}", self.name),
+            }
+        }
+    }
+
+    /// The last `max` bytes of stderr.
+    pub fn stderr_tail(&self, max: usize) -> String {
+        let s = self.stderr.lock().unwrap();
+        let mut start = s.len().saturating_sub(max);
+        while !s.is_char_boundary(start) {
+            start += 1;
+        }
+        s[start..].to_owned()
+    }
+
+    /// Error events printed so far.
+    pub fn errors(&self) -> Vec<&Value> {
+        self.log
+            .iter()
+            .map(|l| &l.value)
+            .filter(|v| v["event"] == "error" || v["event"] == "<not JSON>")
+            .collect()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "----- {} ({} side {}, {}) stderr tail -----\n{}",
+                self.name,
+                self.id.get(..8).unwrap_or(&self.id),
+                self.side,
+                self.addr,
+                self.stderr_tail(3000)
+            );
+        }
+    }
+}
+
+/// Whether the undirected graph on `n` vertices is connected (true for 0).
+pub fn connected(n: usize, adj: &HashMap<usize, Vec<usize>>) -> bool {
+    if n == 0 {
+        return true;
+    }
+    let mut seen = vec![false; n];
+    let mut stack = vec![0];
+    seen[0] = true;
+    while let Some(u) = stack.pop() {
+        for &v in adj.get(&u).map(Vec::as_slice).unwrap_or(&[]) {
+            if v < n && !seen[v] {
+                seen[v] = true;
+                stack.push(v);
+            }
+        }
+    }
+    seen.into_iter().all(|s| s)
+}
