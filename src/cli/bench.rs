@@ -94,7 +94,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
 
 /// Runs the benchmarks; node processes are this program with `prefix`
 /// before their own arguments.
-pub async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
+async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
     if args.child_node {
         let compression: Vec<Compression> = Compression::ALL
             .into_iter()
@@ -150,5 +150,37 @@ pub async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    #[test]
+    fn flags_parse() {
+        let w = Wrapper::try_parse_from(["bench", "--processes", "--py2p", "--runs", "5"]).unwrap();
+        assert!(w.args.processes && w.args.py2p && !w.args.child_node);
+        assert_eq!(w.args.runs, 5);
+        assert_eq!(w.args.mesh_nodes, 8);
+        assert!(w.args.py2p_script.ends_with("bench/py2p_line.py"));
+        let child = [
+            "bench",
+            "--child-node",
+            "--port",
+            "4444",
+            "--compression",
+            "none",
+        ];
+        let w = Wrapper::try_parse_from(child).unwrap();
+        assert!(w.args.child_node);
+        assert_eq!(w.args.port, 4444);
     }
 }
