@@ -50,10 +50,10 @@ impl Default for SuiteConfig {
         SuiteConfig {
             runs: 3,
             broadcasts: 200_000,
-            py2p_broadcasts: 5_000,
+            py2p_broadcasts: 2_000,
             latency_broadcasts: 2_000,
             window: 8192,
-            py2p_window: 256,
+            py2p_window: 16,
             standard: true,
             mesh_nodes: 8,
             mesh_payloads: vec![16, 1024],
