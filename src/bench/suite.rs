@@ -83,6 +83,15 @@ impl Measured {
         self.med(RunResult::broadcasts_per_s)
     }
 
+    /// Slowest and fastest run, broadcasts per second.
+    pub fn broadcasts_per_s_range(&self) -> (f64, f64) {
+        let v: Vec<f64> = self.runs.iter().map(RunResult::broadcasts_per_s).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    }
+
     /// Median deliveries per second.
     pub fn deliveries_per_s(&self) -> f64 {
         self.med(RunResult::deliveries_per_s)
@@ -317,7 +326,7 @@ fn us(v: f64) -> String {
 
 fn table(rows: &[Measured], title: &str) -> String {
     let mut s = format!(
-        "{title}\n\n| system | runs | broadcasts/s to all nodes | deliveries/s | bytes on the wire per broadcast | latency p50 | latency p99 | lost / expected | duplicates |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "{title}\n\n| system | runs | broadcasts/s to all nodes (median; slowest–fastest run) | deliveries/s | bytes on the wire per broadcast | latency p50 | latency p99 | lost / expected | duplicates |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for m in rows {
         let wire = m.bytes_per_broadcast().map_or_else(
@@ -325,10 +334,12 @@ fn table(rows: &[Measured], title: &str) -> String {
             |(b, frames)| format!("{b:.0} ({frames:.2} frames)"),
         );
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+            "| {} | {} | {} ({}–{}) | {} | {} | {} | {} | {} / {} | {} |\n",
             m.label,
             m.runs.len(),
             rate(m.broadcasts_per_s()),
+            rate(m.broadcasts_per_s_range().0),
+            rate(m.broadcasts_per_s_range().1),
             rate(m.deliveries_per_s()),
             wire,
             us(m.latency_us(0.5)),
