@@ -158,3 +158,26 @@ fn same_seed_same_run_other_seed_other_run() {
     let c = Simulation::new(SimConfig { seed: 43, ..cfg }).run();
     assert_ne!(a, c);
 }
+
+/// Peer lists are shuffled, so newcomers spread their dials: no node grows
+/// into a hub. (Regression: lists in routing-table order made every
+/// newcomer dial the same few nodes; with 1,000 nodes one reached 187
+/// peers in the simulator, and 512 — its connection limit — on loopback.)
+#[test]
+fn no_hubs_form() {
+    for seed in [1, 2] {
+        let r = Simulation::new(SimConfig {
+            broadcasts: 1,
+            ..small(600, seed)
+        })
+        .run();
+        let t = &r.topology_start;
+        assert_eq!(t.components, 1);
+        assert!(
+            t.max_degree <= 8 * 8,
+            "seed {seed}: a node has {} peers (mean {:.1})",
+            t.max_degree,
+            t.mean_degree()
+        );
+    }
+}

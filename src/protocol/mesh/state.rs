@@ -1519,7 +1519,7 @@ impl MeshState {
 
     fn send_peers(&mut self, now: u64, conn: ConnId, out: &mut Vec<Action>) {
         let wire = self.wire_of(conn);
-        let list: Vec<Packet> = self
+        let mut list: Vec<Packet> = self
             .routing
             .iter()
             .filter(|(_, &c)| c != conn)
@@ -1530,8 +1530,17 @@ impl MeshState {
                     id_to_packet(&id.with_wire(wire)),
                 ]))
             })
-            .take(self.config.max_peer_list)
             .collect();
+        // Shuffled, as py2p does: nodes that are sent the same peers then
+        // dial different ones. In routing-table order every newcomer would
+        // dial the same few nodes, which grow into hubs that fill up and
+        // refuse the next newcomers (seen with 1,000 nodes on loopback).
+        // The node's own seeded RNG keeps the simulator reproducible.
+        for i in (1..list.len()).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            list.swap(i, j);
+        }
+        list.truncate(self.config.max_peer_list);
         let msg = self.own_message(
             MainFlag::Whisper,
             now,
