@@ -2,6 +2,13 @@
 //! measured on many rs2p nodes in this process, and whether one broadcast
 //! reaches them all.
 //!
+//! Two shapes: a **line** (node `i` dials node `i − 1`, `max_outgoing` 0)
+//! isolates what an idle connection costs, because peer lists there hold
+//! at most one entry; a **mesh** (node `i` dials a random earlier node,
+//! peer lists dial up to `max_outgoing` 4) shows what a node costs in a
+//! real mesh, where every node also learns hundreds of addresses from
+//! peer lists — that growth is counted with the connections.
+//!
 //! Resident memory is read from `/proc/self/status` (`VmRSS`), so this
 //! runs on Linux only. Kernel socket buffers are not part of a process's
 //! resident memory and are not counted.
@@ -21,6 +28,8 @@ use crate::{Error, MeshSocket};
 /// What the memory benchmark measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryReport {
+    /// The topology (`"line"` or `"mesh"`).
+    pub shape: &'static str,
     /// Nodes started.
     pub nodes: usize,
     /// Open connections once the mesh settled (each counted once; both of
@@ -36,6 +45,17 @@ pub struct MemoryReport {
     pub rss_connected_kib: u64,
     /// Seconds to connect and settle the mesh.
     pub connect_s: f64,
+    /// Explicit connects that failed and were tried again (after 200 ms,
+    /// up to 3 attempts, as an application would).
+    pub connect_retries: usize,
+    /// Explicit connects that failed every attempt (the node may still
+    /// have joined through other connections; the broadcast shows it).
+    pub connect_failures: usize,
+    /// Incoming connections refused by a node's limits (`max_awaiting`,
+    /// `max_connections`), over all nodes.
+    pub refused: u64,
+    /// Addresses the nodes' address books hold, on average.
+    pub addresses_per_node: f64,
     /// Nodes (other than the sender) that received the broadcast.
     pub reached: usize,
     /// Milliseconds until the last of them had it.
@@ -61,7 +81,10 @@ impl MemoryReport {
     /// The report as JSON.
     pub fn to_json(&self) -> Value {
         json!({
-            "nodes": self.nodes, "links": self.links, "nofile": [self.nofile.0, self.nofile.1],
+            "shape": self.shape, "nodes": self.nodes, "links": self.links,
+            "connect_retries": self.connect_retries, "connect_failures": self.connect_failures,
+            "refused": self.refused,
+            "addresses_per_node": self.addresses_per_node, "nofile": [self.nofile.0, self.nofile.1],
             "rss_base_kib": self.rss_base_kib, "rss_nodes_kib": self.rss_nodes_kib,
             "rss_connected_kib": self.rss_connected_kib,
             "per_node_kib": self.per_node_kib(), "per_connection_end_kib": self.per_end_kib(),
@@ -112,39 +135,55 @@ pub fn raise_nofile(want: u64) -> Option<(u64, u64)> {
     nofile_limit()
 }
 
-/// Starts `nodes` nodes, connects each to a random earlier one (peer lists
-/// then dial up to the default `max_outgoing` of 4), waits until the mesh
-/// is idle, measures, and broadcasts once from node 0.
+/// Starts `nodes` nodes, connects them as a line or a mesh (see the module
+/// docs), waits until they are idle, measures, and broadcasts once from
+/// node 0.
 ///
 /// # Errors
-/// If a node cannot bind or connect (for instance: too few file
-/// descriptors).
-pub async fn run_memory(nodes: usize, seed: u64) -> Result<MemoryReport, Error> {
+/// If a node cannot bind (for instance: too few file descriptors).
+pub async fn run_memory(nodes: usize, shape: Shape, seed: u64) -> Result<MemoryReport, Error> {
     let n = nodes.max(2);
     // A listener per node, two ends per connection, about 4 outgoing each.
     let nofile = raise_nofile((n as u64) * 12 + 256).unwrap_or((0, 0));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_base_kib = rss_kib();
     let written = Arc::new(AtomicU64::new(0));
-    // Started unconnected: a "line" of one node each.
+    // Started unconnected (one-node "topologies"), connected below.
     let mut all: Vec<MeshSocket> = Vec::with_capacity(n);
     for _ in 0..n {
-        all.extend(start_nodes(1, Shape::Mesh, &[], 4, written.clone()).await?);
+        all.extend(start_nodes(1, shape, &[], 4, written.clone()).await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_nodes_kib = rss_kib();
     let started = Instant::now();
     let mut rng = SplitMix64::new(seed);
+    let (mut connect_retries, mut connect_failures) = (0, 0);
     for i in 1..n {
-        let j = rng.below(i as u64) as usize;
+        let j = match shape {
+            Shape::Line => i - 1,
+            Shape::Mesh => rng.below(i as u64) as usize,
+        };
         let port = all[j].addr().port();
-        all[i].connect("127.0.0.1", port, None).await?;
+        for attempt in 1..=3 {
+            if all[i].connect("127.0.0.1", port, None).await.is_ok() {
+                break;
+            }
+            if attempt == 3 {
+                connect_failures += 1;
+            } else {
+                connect_retries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
     settle(&all, Duration::from_secs(2), Duration::from_secs(120)).await?;
     let connect_s = started.elapsed().as_secs_f64();
-    let mut ends = 0;
+    let (mut ends, mut addresses, mut refused) = (0, 0, 0);
     for node in &all {
-        ends += node.snapshot().await?.connections;
+        let snap = node.snapshot().await?;
+        ends += snap.connections;
+        addresses += snap.known_addresses;
+        refused += snap.refused;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_connected_kib = rss_kib();
@@ -177,6 +216,10 @@ pub async fn run_memory(nodes: usize, seed: u64) -> Result<MemoryReport, Error> 
         node.close().await;
     }
     Ok(MemoryReport {
+        shape: match shape {
+            Shape::Line => "line",
+            Shape::Mesh => "mesh",
+        },
         nodes: n,
         links: ends / 2,
         nofile,
@@ -184,6 +227,10 @@ pub async fn run_memory(nodes: usize, seed: u64) -> Result<MemoryReport, Error> 
         rss_nodes_kib,
         rss_connected_kib,
         connect_s,
+        connect_retries,
+        connect_failures,
+        refused,
+        addresses_per_node: addresses as f64 / n as f64,
         reached,
         broadcast_ms,
     })

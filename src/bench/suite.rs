@@ -43,6 +43,8 @@ pub struct SuiteConfig {
     pub py2p_process: Option<NodeCommand>,
     /// Nodes of the memory benchmark; 0 skips it.
     pub memory_nodes: usize,
+    /// Topologies of the memory benchmark (each in a fresh set of nodes).
+    pub memory_shapes: Vec<Shape>,
 }
 
 impl Default for SuiteConfig {
@@ -60,6 +62,7 @@ impl Default for SuiteConfig {
             rs2p_process: None,
             py2p_process: None,
             memory_nodes: 0,
+            memory_shapes: vec![Shape::Mesh],
         }
     }
 }
@@ -297,10 +300,15 @@ pub async fn run_suite(cfg: &SuiteConfig) -> SuiteReport {
         }
     }
     if cfg.memory_nodes > 0 {
-        eprintln!("memory: {} nodes in this process", cfg.memory_nodes);
-        match run_memory(cfg.memory_nodes, 1).await {
-            Ok(m) => report.memory.push(m),
-            Err(e) => report.failures.push(format!("memory: {e}")),
+        for &shape in &cfg.memory_shapes {
+            eprintln!(
+                "memory: {} nodes in this process, {shape:?}",
+                cfg.memory_nodes
+            );
+            match run_memory(cfg.memory_nodes, shape, 1).await {
+                Ok(m) => report.memory.push(m),
+                Err(e) => report.failures.push(format!("memory: {e}")),
+            }
         }
     }
     report
@@ -405,8 +413,8 @@ impl SuiteReport {
         }
         for m in &self.memory {
             s.push_str(&format!(
-                "### Memory: {} nodes in one process\n\n| | value |\n|---|---:|\n| connections (each has both ends in this process) | {} |\n| resident before / nodes started / mesh formed and idle | {} / {} / {} KiB |\n| per node (listener, actor, state), unconnected | {:.1} KiB |\n| per idle connection end (one node's cost of one peer) | {:.1} KiB |\n| per idle connection, both ends | {:.1} KiB |\n| one broadcast from node 0 reached | {} of {} nodes in {:.1} ms |\n| mesh formed in | {:.1} s |\n| open-files limit (soft/hard) | {}/{} |\n\n",
-                m.nodes, m.links, m.rss_base_kib, m.rss_nodes_kib, m.rss_connected_kib,
+                "### Memory: {} nodes in one process, {}\n\n| | value |\n|---|---:|\n| connections (each has both ends in this process) | {} |\n| explicit connects tried again / failed every attempt | {} / {} |\n| incoming connections refused by limits (all nodes) | {} |\n| addresses learnt per node (mean) | {:.0} |\n| resident before / nodes started / mesh formed and idle | {} / {} / {} KiB |\n| per node (listener, actor, state), unconnected | {:.1} KiB |\n| per idle connection end (one node's cost of one peer) | {:.1} KiB |\n| per idle connection, both ends | {:.1} KiB |\n| one broadcast from node 0 reached | {} of {} nodes in {:.1} ms |\n| mesh formed in | {:.1} s |\n| open-files limit (soft/hard) | {}/{} |\n\n",
+                m.nodes, m.shape, m.links, m.connect_retries, m.connect_failures, m.refused, m.addresses_per_node, m.rss_base_kib, m.rss_nodes_kib, m.rss_connected_kib,
                 m.per_node_kib(), m.per_end_kib(), m.per_link_kib(),
                 m.reached, m.nodes - 1, m.broadcast_ms, m.connect_s, m.nofile.0, m.nofile.1
             ));

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use rs2p::bench::mesh::Shape;
 use rs2p::bench::procs::{child_main, NodeCommand};
 use rs2p::bench::suite::{run_suite, SuiteConfig};
 use rs2p::protocol::Compression;
@@ -21,7 +22,8 @@ Medians of --runs runs.
 Examples:
   rs2p bench                          standard workload + 8-node mesh
   rs2p bench --processes --py2p       + one process per node, + py2p
-  rs2p bench --memory-nodes 1000 --no-standard --mesh-nodes 0";
+  rs2p bench --memory-nodes 1000 --no-standard --mesh-nodes 0
+  rs2p bench --memory-nodes 1000 --memory-shape line --no-standard --mesh-nodes 0";
 
 /// Options of `rs2p bench`.
 #[derive(Debug, Args)]
@@ -71,6 +73,12 @@ pub struct BenchArgs {
     /// Nodes of the memory benchmark (0 skips it).
     #[arg(long, default_value_t = 0)]
     pub memory_nodes: usize,
+
+    /// Topology of the memory benchmark: "line" isolates the cost of an
+    /// idle connection, "mesh" shows a node's cost in a real mesh
+    /// (address books included).
+    #[arg(long, default_value = "mesh", value_parser = ["line", "mesh"])]
+    pub memory_shape: String,
 
     /// Print JSON instead of Markdown.
     #[arg(long)]
@@ -140,6 +148,11 @@ async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
             args: vec![args.py2p_script.clone(), "{port}".into(), "none".into()],
         }),
         memory_nodes: args.memory_nodes,
+        memory_shapes: vec![if args.memory_shape == "line" {
+            Shape::Line
+        } else {
+            Shape::Mesh
+        }],
         ..SuiteConfig::default()
     };
     let report = run_suite(&cfg).await;
