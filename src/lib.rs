@@ -101,8 +101,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod net;
 pub mod protocol;
+pub mod sim;
 pub mod transport;
 
 pub use net::{Connection, Error, Event, MeshBuilder, MeshSocket, Message, MessageKind};

@@ -1,7 +1,7 @@
 //! [`MeshState`]: routing table, handshakes, peer lists, waterfall and
 //! route requests, driven by events and the current time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -262,8 +262,13 @@ pub struct MeshState {
     me: PeerId,
     out_addr: (String, u16),
     config: MeshConfig,
-    conns: HashMap<ConnId, Conn>,
-    routing: HashMap<PeerId, ConnId>,
+    // `conns` and `routing` are ordered maps: the order in which peers are
+    // relayed to, listed in peer lists and timed out is then a function of
+    // the inputs alone, so the simulator (`crate::sim`) is reproducible
+    // from its seed. An ordered map also cannot be hash-flooded by ids a
+    // peer chooses.
+    conns: BTreeMap<ConnId, Conn>,
+    routing: BTreeMap<PeerId, ConnId>,
     /// Ids we are dialling (expected id → address), not yet open.
     dialling: HashMap<PeerId, (String, u16)>,
     /// Dials without an expected id that are under way.
@@ -296,8 +301,8 @@ impl MeshState {
         MeshState {
             me: me.with_wire(IdWire::Bin),
             out_addr,
-            conns: HashMap::new(),
-            routing: HashMap::new(),
+            conns: BTreeMap::new(),
+            routing: BTreeMap::new(),
             dialling: HashMap::new(),
             anonymous_dials: Vec::new(),
             waterfall,
@@ -994,7 +999,14 @@ impl MeshState {
         out_addr: (String, u16),
         compression: Vec<Compression>,
     ) {
-        self.dialling.remove(&id);
+        // A peer we are dialling may reach us first, on an incoming
+        // connection. Our dial is still under way and counts against
+        // `max_outgoing` until `on_open` or `on_dial_failed` settles it;
+        // forgetting it here would let the freed budget start one dial too
+        // many (found by the simulator: 5 outgoing with `max_outgoing` 4).
+        if self.conns.get(&conn).is_some_and(|c| c.outgoing) {
+            self.dialling.remove(&id);
+        }
         self.book.learn(&id, out_addr.clone());
         self.book.connected(&id);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -1033,6 +1045,25 @@ impl MeshState {
         }
         let now_ms = now.saturating_mul(1000);
         let mut listed = Vec::new();
+        // Linear in the list: the budget and what connections still wait
+        // for their handshake are computed once, not per entry (per entry,
+        // a node with hundreds of peers spent its time here).
+        let mut budget = self.dial_budget();
+        let (awaiting, awaiting_remotes): (Vec<PeerId>, Vec<String>) = if budget > 0 {
+            (
+                self.conns
+                    .values()
+                    .filter_map(|c| c.expected_id.clone())
+                    .collect(),
+                self.conns
+                    .values()
+                    .filter(|c| c.peer.is_none())
+                    .map(|c| c.remote.clone())
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for entry in list {
             let Some([addr, id]) = entry
                 .as_array()
@@ -1048,25 +1079,20 @@ impl MeshState {
             }
             listed.push((id.clone(), addr.clone()));
             self.book.learn(&id, addr.clone());
-            let addr_text = format!("{}:{}", addr.0, addr.1);
-            if self.routing.contains_key(&id)
+            if budget == 0
+                || self.routing.contains_key(&id)
                 || self.anonymous_dials.contains(&addr)
-                || self
-                    .conns
-                    .values()
-                    .any(|c| c.peer.is_none() && c.remote == addr_text)
+                || awaiting_remotes.contains(&format!("{}:{}", addr.0, addr.1))
                 || self.dialling.contains_key(&id)
-                || self
-                    .conns
-                    .values()
-                    .any(|c| c.expected_id.as_ref() == Some(&id))
+                || awaiting.contains(&id)
             {
                 continue;
             }
-            if self.dial_budget() == 0 || !self.take_dial_token(now_ms) {
+            if !self.take_dial_token(now_ms) {
                 // Remembered: the refill on later ticks may dial it.
                 continue;
             }
+            budget -= 1;
             self.book.dialling(&id, now_ms);
             self.start_dial(id, addr, out);
         }

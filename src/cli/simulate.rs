@@ -1,0 +1,209 @@
+//! `rs2p simulate`: run the mesh protocol on thousands of simulated nodes
+//! in virtual time (see `rs2p::sim`) and report coverage, time to full
+//! coverage, transmissions per broadcast and duplicates.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use rs2p::protocol::Compression;
+use rs2p::sim::{LinkModel, SimConfig, SimReport, Simulation};
+
+pub const AFTER_HELP: &str = "\
+Nodes join one after another over --join-ms, each dialling --bootstrap random
+earlier nodes; peer lists do the rest. After --settle-ms, --broadcasts
+broadcasts go out from random live nodes; with --churn, that share of the
+nodes is killed at random moments of the broadcast phase. Everything is
+virtual: same arguments, same report.
+
+Examples:
+  rs2p simulate --nodes 10000
+  rs2p simulate --nodes 1000 --churn 0.1 --latency 50 --loss 0.01 --seed 7
+  rs2p simulate --sweep            (100 / 1,000 / 10,000 nodes, without and with churn)";
+
+/// Options of `rs2p simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Nodes in the mesh.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Share of the nodes killed during the broadcast phase (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub churn: f64,
+
+    /// One-way link latency, ms.
+    #[arg(long, value_name = "MS", default_value_t = 20.0)]
+    pub latency: f64,
+
+    /// Extra one-way delay per frame, uniform in [0, MS).
+    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    pub jitter: f64,
+
+    /// Probability that a frame's transmission is lost (retransmitted after
+    /// a 200 ms timeout, as TCP would).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub loss: f64,
+
+    /// Bytes per second per link direction (0: unlimited).
+    #[arg(long, value_name = "BYTES_PER_S", default_value_t = 0)]
+    pub bandwidth: u64,
+
+    /// Earlier nodes each node dials when it joins.
+    #[arg(long, default_value_t = 2)]
+    pub bootstrap: usize,
+
+    /// The protocol's max_outgoing (peer lists dial up to this many).
+    #[arg(long, default_value_t = 4)]
+    pub max_outgoing: usize,
+
+    /// Broadcasts to measure.
+    #[arg(long, default_value_t = 10)]
+    pub broadcasts: usize,
+
+    /// Bytes of payload per broadcast.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+
+    /// Compression every node offers (none, snappy, zlib, gzip, bz2, lzma).
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    pub compression: Method,
+
+    /// Virtual ms over which the nodes join.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub join_ms: u64,
+
+    /// Virtual ms between the last join and the first broadcast.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub settle_ms: u64,
+
+    /// Run 100, 1,000 and 10,000 nodes, without churn and with --churn (0.1
+    /// if not given), and print a Markdown table.
+    #[arg(long)]
+    pub sweep: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number between 0 and 1")),
+    }
+}
+
+/// A compression method, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Method(pub Option<Compression>);
+
+/// Parses `none` or a method's name.
+pub fn parse_compression(text: &str) -> Result<Method, String> {
+    if text == "none" {
+        return Ok(Method(None));
+    }
+    Compression::ALL
+        .into_iter()
+        .find(|m| m.name() == text)
+        .map(|m| Method(Some(m)))
+        .ok_or_else(|| format!("unknown compression {text:?}"))
+}
+
+impl SimulateArgs {
+    /// The simulation these arguments describe.
+    pub fn config(&self) -> SimConfig {
+        SimConfig {
+            nodes: self.nodes,
+            seed: self.seed,
+            link: LinkModel {
+                latency_ms: self.latency,
+                jitter_ms: self.jitter,
+                bandwidth: self.bandwidth,
+                loss: self.loss,
+                ..LinkModel::default()
+            },
+            bootstrap: self.bootstrap,
+            max_outgoing: self.max_outgoing,
+            compression: self.compression.0.into_iter().collect(),
+            join_ms: self.join_ms,
+            settle_ms: self.settle_ms,
+            broadcasts: self.broadcasts,
+            payload_len: self.payload,
+            churn: self.churn,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// Runs the simulation(s) and prints the report(s).
+pub fn run(args: SimulateArgs) -> ExitCode {
+    if args.nodes == 0 {
+        eprintln!("rs2p simulate: --nodes must be at least 1");
+        return ExitCode::FAILURE;
+    }
+    if args.sweep {
+        let churn = if args.churn > 0.0 { args.churn } else { 0.1 };
+        println!("{}", table_header());
+        for nodes in [100, 1_000, 10_000] {
+            for churn in [0.0, churn] {
+                let cfg = SimConfig {
+                    nodes,
+                    churn,
+                    ..args.config()
+                };
+                let started = Instant::now();
+                let report = Simulation::new(cfg).run();
+                println!("{}", table_row(&report, started.elapsed().as_secs_f64()));
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let started = Instant::now();
+    let report = Simulation::new(args.config()).run();
+    let wall = started.elapsed().as_secs_f64();
+    if args.json {
+        let mut v = report.to_json();
+        v["wall_seconds"] = wall.into();
+        println!("{v}");
+    } else {
+        println!("{report}");
+        println!("wall time: {wall:.2} s");
+    }
+    ExitCode::SUCCESS
+}
+
+fn table_header() -> String {
+    "| nodes | churn | killed | coverage mean / min | full coverage | time to full coverage median / max | delivery p50 / p99 | transmissions per broadcast | ÷ n(n−1) | duplicates per node | repeated deliveries | mean degree | wall time |\n\
+     |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        .to_owned()
+}
+
+fn table_row(r: &SimReport, wall: f64) -> String {
+    let s = &r.summary;
+    let ms = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"));
+    format!(
+        "| {} | {} | {} | {:.2} % / {:.2} % | {}/{} | {} / {} | {:.0} / {:.0} ms | {:.0} | {:.2e} | {:.2} | {} | {:.2} | {:.1} s |",
+        r.config.nodes,
+        r.config.churn,
+        r.killed,
+        100.0 * s.coverage_mean,
+        100.0 * s.coverage_min,
+        s.fully_covered,
+        s.broadcasts,
+        ms(s.full_coverage_ms_median),
+        ms(s.full_coverage_ms_max),
+        s.latency_p50_ms,
+        s.latency_p99_ms,
+        s.transmissions_mean,
+        s.transmissions_ratio,
+        s.duplicates_per_node,
+        s.repeated_deliveries,
+        r.topology_start.mean_degree(),
+        wall
+    )
+}
