@@ -196,8 +196,8 @@ fn coordinate(
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let mut ok = true;
-        for i in 0..n {
-            send(&mut procs[i], json!({"op": "peers"}))?;
+        for (i, p) in procs.iter_mut().enumerate() {
+            send(p, json!({"op": "peers"}))?;
             let v = wait_for(events, &mut backlog, i, "peers", Duration::from_secs(5))?;
             let want = if i == 0 || i == n - 1 { 1 } else { 2 };
             ok &= v["count"].as_u64() == Some(want);
@@ -273,8 +273,10 @@ fn coordinate(
     let mut latency = Histogram::default();
     let (mut delivered, mut duplicates, mut last_ns) = (0, 0, start_ns);
     let mut min_got = u64::MAX;
+    let mut per_receiver = Vec::with_capacity(n - 1);
     for v in done.iter().flatten() {
         let g = v["got"].as_u64().unwrap_or(0);
+        per_receiver.push(g);
         delivered += g;
         min_got = min_got.min(g);
         duplicates += v["dups"].as_u64().unwrap_or(0);
@@ -290,6 +292,7 @@ fn coordinate(
         frame_len: run.frame_len,
         elapsed: Duration::from_nanos(last_ns.saturating_sub(start_ns)),
         delivered,
+        per_receiver,
         // In a line a broadcast at the last node has passed every other:
         // the least any receiver got is the number every receiver got.
         complete_broadcasts: min_got,
@@ -309,8 +312,8 @@ fn wire_bytes(
     backlog: &mut Vec<(usize, Value)>,
 ) -> Result<Option<u64>, String> {
     let mut total = Some(0u64);
-    for i in 0..procs.len() {
-        send(&mut procs[i], json!({"op": "stats"}))?;
+    for (i, p) in procs.iter_mut().enumerate() {
+        send(p, json!({"op": "stats"}))?;
         let v = wait_for(events, backlog, i, "stats", Duration::from_secs(5))?;
         total = total.zip(v["wire_bytes"].as_u64()).map(|(a, b)| a + b);
     }

@@ -50,10 +50,10 @@ impl Default for SuiteConfig {
         SuiteConfig {
             runs: 3,
             broadcasts: 200_000,
-            py2p_broadcasts: 5_000,
+            py2p_broadcasts: 2_000,
             latency_broadcasts: 2_000,
             window: 8192,
-            py2p_window: 256,
+            py2p_window: 16,
             standard: true,
             mesh_nodes: 8,
             mesh_payloads: vec![16, 1024],
@@ -81,6 +81,15 @@ impl Measured {
     /// Median broadcasts per second delivered to every receiver.
     pub fn broadcasts_per_s(&self) -> f64 {
         self.med(RunResult::broadcasts_per_s)
+    }
+
+    /// Slowest and fastest run, broadcasts per second.
+    pub fn broadcasts_per_s_range(&self) -> (f64, f64) {
+        let v: Vec<f64> = self.runs.iter().map(RunResult::broadcasts_per_s).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
     }
 
     /// Median deliveries per second.
@@ -209,14 +218,12 @@ where
     })
 }
 
-fn in_thread<T: Send + 'static>(
+async fn in_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, String>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| e.to_string())?
-    }
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Runs the suite; progress goes to stderr.
@@ -319,7 +326,7 @@ fn us(v: f64) -> String {
 
 fn table(rows: &[Measured], title: &str) -> String {
     let mut s = format!(
-        "{title}\n\n| system | runs | broadcasts/s to all nodes | deliveries/s | bytes on the wire per broadcast | latency p50 | latency p99 | lost / expected | duplicates |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "{title}\n\n| system | runs | broadcasts/s to all nodes (median; slowest–fastest run) | deliveries/s | bytes on the wire per broadcast | latency p50 | latency p99 | lost / expected | duplicates |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for m in rows {
         let wire = m.bytes_per_broadcast().map_or_else(
@@ -327,10 +334,12 @@ fn table(rows: &[Measured], title: &str) -> String {
             |(b, frames)| format!("{b:.0} ({frames:.2} frames)"),
         );
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+            "| {} | {} | {} ({}–{}) | {} | {} | {} | {} | {} / {} | {} |\n",
             m.label,
             m.runs.len(),
             rate(m.broadcasts_per_s()),
+            rate(m.broadcasts_per_s_range().0),
+            rate(m.broadcasts_per_s_range().1),
             rate(m.deliveries_per_s()),
             wire,
             us(m.latency_us(0.5)),
@@ -401,6 +410,24 @@ impl SuiteReport {
                 m.per_node_kib(), m.per_end_kib(), m.per_link_kib(),
                 m.reached, m.nodes - 1, m.broadcast_ms, m.connect_s, m.nofile.0, m.nofile.1
             ));
+        }
+        let lossy: Vec<&RunResult> = self
+            .line
+            .iter()
+            .chain(&self.line_latency)
+            .chain(&self.mesh)
+            .flat_map(|m| &m.runs)
+            .filter(|r| r.lost() > 0)
+            .collect();
+        if !lossy.is_empty() {
+            s.push_str("Runs with loss (distinct broadcasts received per node, node 1 first):\n\n");
+            for r in lossy {
+                s.push_str(&format!(
+                    "- {}: {} sent, received {:?}\n",
+                    r.system, r.broadcasts, r.per_receiver
+                ));
+            }
+            s.push('\n');
         }
         for f in &self.failures {
             s.push_str(&format!("- failed: {f}\n"));

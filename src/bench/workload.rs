@@ -227,6 +227,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Distinct deliveries over all receivers.
     pub delivered: u64,
+    /// Distinct deliveries per receiver, in node order (node 1 first).
+    pub per_receiver: Vec<u64>,
     /// Broadcasts that reached every receiver.
     pub complete_broadcasts: u64,
     /// Repeated deliveries.
@@ -266,7 +268,8 @@ impl RunResult {
             "system": self.system, "nodes": self.nodes, "receivers": self.receivers,
             "broadcasts": self.broadcasts, "payload_len": self.payload_len,
             "frame_len": self.frame_len, "elapsed_s": self.elapsed.as_secs_f64(),
-            "delivered": self.delivered, "complete_broadcasts": self.complete_broadcasts,
+            "delivered": self.delivered, "per_receiver": self.per_receiver,
+            "complete_broadcasts": self.complete_broadcasts,
             "lost": self.lost(), "duplicates": self.duplicates,
             "broadcasts_per_s": self.broadcasts_per_s(),
             "deliveries_per_s": self.deliveries_per_s(),
@@ -307,6 +310,7 @@ pub fn combine(
         frame_len,
         elapsed,
         delivered: trackers.iter().map(|t| t.got).sum(),
+        per_receiver: trackers.iter().map(|t| t.got).collect(),
         complete_broadcasts: complete,
         duplicates: trackers.iter().map(|t| t.duplicates).sum(),
         wire_bytes: None,

@@ -1,6 +1,7 @@
 //! The `rs2p` command line: argument parsing and logging setup. Each
 //! subcommand lives in its own module.
 
+mod bench;
 mod demo;
 mod explain;
 mod json;
@@ -8,6 +9,7 @@ mod node;
 mod oneshot;
 mod peers;
 mod send;
+mod simulate;
 mod transport;
 
 use std::io::IsTerminal;
@@ -36,6 +38,11 @@ Examples:
   One-shot: broadcast a message, or list a node's peers:
     rs2p send --connect 127.0.0.1:4444 hello
     rs2p peers --connect 127.0.0.1:4444
+
+  Measure: a local mesh side by side with a floor relay and py2p; a
+  10,000-node mesh in virtual time:
+    rs2p bench --processes --py2p
+    rs2p simulate --nodes 10000 --churn 0.1
 
 Run `rs2p node --help` for the JSON operations and events.";
 
@@ -68,6 +75,14 @@ enum Command {
     /// Join a node, print its peer list, leave.
     #[command(after_help = peers::AFTER_HELP)]
     Peers(peers::PeersArgs),
+    /// Benchmark a local mesh: throughput, latency, bytes on the wire,
+    /// memory; side by side with a floor relay and real py2p nodes.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
+    /// Simulate a large mesh in virtual time (same protocol state machine):
+    /// coverage, time to full coverage, transmissions, duplicates.
+    #[command(after_help = simulate::AFTER_HELP)]
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the arguments, sets up logging and runs the subcommand.
@@ -89,6 +104,8 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Simulate(args) => simulate::run(args),
     };
     // Blocked readers (stdin) must not hold the process open.
     runtime.shutdown_background();

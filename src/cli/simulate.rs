@@ -207,3 +207,41 @@ fn table_row(r: &SimReport, wall: f64) -> String {
         wall
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn flags_map_to_the_simulation() {
+        let w = Wrapper::try_parse_from([
+            "simulate",
+            "--nodes",
+            "10000",
+            "--churn",
+            "0.1",
+            "--latency",
+            "50",
+            "--seed",
+            "7",
+            "--compression",
+            "snappy",
+            "--loss",
+            "0.01",
+        ])
+        .unwrap();
+        let c = w.args.config();
+        assert_eq!((c.nodes, c.seed, c.churn), (10_000, 7, 0.1));
+        assert_eq!((c.link.latency_ms, c.link.loss), (50.0, 0.01));
+        assert_eq!(c.compression, vec![Compression::Snappy]);
+        assert!(Wrapper::try_parse_from(["simulate", "--churn", "2"]).is_err());
+        assert!(Wrapper::try_parse_from(["simulate", "--compression", "zip"]).is_err());
+    }
+}

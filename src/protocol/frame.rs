@@ -51,19 +51,7 @@ impl std::fmt::Debug for Frame {
 pub struct FrameDecoder {
     buf: BytesMut,
     max_frame_len: usize,
-    /// Spare room offered to the next direct read (see `buffer_mut`).
-    read_size: usize,
-    /// Bytes taken out of the buffer so far (frames and clears).
-    consumed: u64,
-    /// Stream position and spare room when the buffer was last handed out.
-    offered_at: u64,
-    offered: usize,
 }
-
-/// Least spare room offered to a direct read.
-const MIN_READ: usize = 512;
-/// Most spare room offered to a direct read.
-const MAX_READ: usize = 64 * 1024;
 
 impl FrameDecoder {
     /// A splitter that refuses bodies longer than `max_frame_len`.
@@ -71,10 +59,6 @@ impl FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             max_frame_len,
-            read_size: 2 * MIN_READ,
-            consumed: 0,
-            offered_at: 0,
-            offered: 0,
         }
     }
 
@@ -84,29 +68,8 @@ impl FrameDecoder {
     }
 
     /// The buffer that received bytes go into, for readers that fill it
-    /// directly (such as `AsyncReadExt::read_buf`), with spare room for
-    /// the next read.
-    ///
-    /// The room adapts to the traffic: it doubles (up to 64 KiB) while
-    /// reads fill it and halves (down to 512 bytes) while they use less
-    /// than a quarter, so a busy stream is read in large chunks (one
-    /// system call for many frames) and an idle connection keeps a small
-    /// buffer.
+    /// directly (such as `AsyncReadExt::read_buf`).
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
-        let pos = self.consumed + self.buf.len() as u64;
-        if self.offered > 0 {
-            let filled = pos.saturating_sub(self.offered_at) as usize;
-            if filled >= self.offered {
-                self.read_size = (self.read_size * 2).min(MAX_READ);
-            } else if filled < self.offered / 4 {
-                self.read_size = (self.read_size / 2).max(MIN_READ);
-            }
-        }
-        if self.buf.capacity() - self.buf.len() < self.read_size {
-            self.buf.reserve(self.read_size);
-        }
-        self.offered = self.buf.capacity() - self.buf.len();
-        self.offered_at = pos;
         &mut self.buf
     }
 
@@ -159,7 +122,6 @@ impl FrameDecoder {
             return Ok(None);
         }
         let raw = self.buf.split_to(total).freeze();
-        self.consumed += total as u64;
         Ok(Some(Frame { raw }))
     }
 
@@ -181,7 +143,6 @@ impl FrameDecoder {
 
     /// Drops everything buffered.
     pub fn clear(&mut self) {
-        self.consumed += self.buf.len() as u64;
         self.buf.advance(self.buf.len());
     }
 }
@@ -221,36 +182,6 @@ mod tests {
         }
         assert_eq!(bodies, vec![b"one".to_vec(), vec![], b"three".to_vec()]);
         assert!(dec.finish().is_ok());
-    }
-
-    #[test]
-    fn read_room_grows_with_full_reads_and_shrinks_when_idle() {
-        let mut dec = FrameDecoder::new(1 << 20);
-        let frame = |n: usize| {
-            let mut f = (n as u32).to_be_bytes().to_vec();
-            f.resize(4 + n, 7);
-            f
-        };
-        // Reads that fill the room offered: it grows to the maximum.
-        let stream: Vec<u8> = (0..20_000).flat_map(|_| frame(100)).collect();
-        let mut at = 0;
-        for _ in 0..20 {
-            let buf = dec.buffer_mut();
-            let room = buf.capacity() - buf.len();
-            buf.extend_from_slice(&stream[at..at + room]);
-            at += room;
-            while dec.next_frame().unwrap().is_some() {}
-        }
-        assert_eq!(dec.read_size, MAX_READ);
-        // Finish the frame under way, then small reads: it shrinks back.
-        let rest = 104 - at % 104;
-        dec.buffer_mut().extend_from_slice(&stream[at..at + rest]);
-        while dec.next_frame().unwrap().is_some() {}
-        for _ in 0..20 {
-            dec.buffer_mut().extend_from_slice(&frame(10));
-            while dec.next_frame().unwrap().is_some() {}
-        }
-        assert_eq!(dec.read_size, MIN_READ);
     }
 
     #[test]

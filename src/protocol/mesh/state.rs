@@ -1044,11 +1044,12 @@ impl MeshState {
         }
         let now_ms = now.saturating_mul(1000);
         let mut listed = Vec::new();
-        // Linear in the list: the budget and what connections still wait
-        // for their handshake are computed once, not per entry (per entry,
-        // a node with hundreds of peers spent its time here).
+        // Linear in the list: the budget and what the connections still
+        // waiting for their handshake are (expected ids, remote addresses)
+        // are computed once, not per entry (per entry, a node with hundreds
+        // of peers spent its time here).
         let mut budget = self.dial_budget();
-        let (awaiting, awaiting_remotes): (Vec<PeerId>, Vec<String>) = if budget > 0 {
+        let (awaiting_ids, awaiting_remotes): (Vec<PeerId>, Vec<String>) = if budget > 0 {
             (
                 self.conns
                     .values()
@@ -1078,12 +1079,15 @@ impl MeshState {
             }
             listed.push((id.clone(), addr.clone()));
             self.book.learn(&id, addr.clone());
-            if budget == 0
-                || self.routing.contains_key(&id)
+            if budget == 0 {
+                continue;
+            }
+            let addr_text = format!("{}:{}", addr.0, addr.1);
+            if self.routing.contains_key(&id)
                 || self.anonymous_dials.contains(&addr)
-                || awaiting_remotes.contains(&format!("{}:{}", addr.0, addr.1))
+                || awaiting_remotes.contains(&addr_text)
                 || self.dialling.contains_key(&id)
-                || awaiting.contains(&id)
+                || awaiting_ids.contains(&id)
             {
                 continue;
             }
