@@ -43,8 +43,8 @@ ip netns list >/dev/null || { echo "test.sh: 'ip netns' does not work here (root
 
 # --- the tests ---------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --all-targets --no-fail-fast
+    cargo nextest run --lib --bins --tests --examples --no-fail-fast
 else
-    cargo test --all-targets --no-fail-fast
+    cargo test --lib --bins --tests --examples --no-fail-fast
 fi
 cargo test --doc

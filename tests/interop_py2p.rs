@@ -6,54 +6,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::mesh::{next, rs_node, text_of, wait_peer, WAIT};
 use common::py2p::Py2pNode;
 use rs2p::protocol::{Compression, Protocol};
-use rs2p::{packets, Error, MeshSocket, Message, Packet, PeerId};
-use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn rs_node(subnet: &str, max_outgoing: usize) -> MeshSocket {
-    MeshSocket::builder()
-        .protocol(Protocol::new(subnet, "Plaintext"))
-        .max_outgoing(max_outgoing)
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-}
-
-async fn next(node: &MeshSocket, what: &str) -> Message {
-    match tokio::time::timeout(WAIT, node.next_message()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(_) => panic!("{what}: timed out"),
-    }
-}
-
-/// Waits until `node`'s routing table holds `id`.
-async fn wait_peer(node: &MeshSocket, id: &str) {
-    let target = PeerId::from(id);
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if node
-                .routing_table()
-                .await
-                .unwrap()
-                .iter()
-                .any(|p| p.id == target)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{} never joined", id));
-}
-
-fn text_of(v: &Value) -> String {
-    v["packets"][0].as_str().unwrap_or_default().to_owned()
-}
+use rs2p::{packets, Error, Packet, PeerId};
+use serde_json::json;
 
 /// py2p–rs2p–py2p–rs2p in a line: every broadcast reaches every other node
 /// exactly once, whoever relays it.
@@ -61,8 +18,8 @@ fn text_of(v: &Value) -> String {
 async fn mixed_line_delivers_every_broadcast_once() {
     let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
     let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
-    let r1 = rs_node("mesh", 0).await;
-    let r2 = rs_node("mesh", 0).await;
+    let r1 = rs_node("mesh", "Plaintext", 0).await;
+    let r2 = rs_node("mesh", "Plaintext", 0).await;
     let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
     assert_eq!(got.to_string(), p1.id);
     p2.connect(r1.addr().port());
@@ -132,8 +89,8 @@ async fn whisper_and_reply_both_ways() {
     // P1 – R1 – P2 – R2, a line again.
     let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
     let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
-    let r1 = rs_node("mesh", 0).await;
-    let r2 = rs_node("mesh", 0).await;
+    let r1 = rs_node("mesh", "Plaintext", 0).await;
+    let r2 = rs_node("mesh", "Plaintext", 0).await;
     r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
     p2.connect(r1.addr().port());
     wait_peer(&r1, &p2.id).await;
@@ -208,7 +165,7 @@ async fn whisper_and_reply_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subnet_mismatch_is_refused_both_ways() {
     let mut p = Py2pNode::start("P", "other", None, None);
-    let r = rs_node("mesh", 4).await;
+    let r = rs_node("mesh", "Plaintext", 4).await;
     match r.connect("127.0.0.1", p.port, None).await {
         Err(Error::SubnetMismatch { ours, theirs }) => {
             assert_eq!(ours, Protocol::new("mesh", "Plaintext").id());
@@ -241,7 +198,7 @@ async fn every_compression_method_interoperates() {
     for method in Compression::ALL {
         let name = method.name();
         let mut p = Py2pNode::start(name, "mesh", Some(&[method.as_u8()]), None);
-        let r = rs_node("mesh", 4).await;
+        let r = rs_node("mesh", "Plaintext", 4).await;
         r.connect("127.0.0.1", p.port, None).await.expect("connect");
         let table = r.routing_table().await.unwrap();
         assert_eq!(table[0].compression, vec![method], "{name}");

@@ -7,53 +7,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::mesh::{next, rs_node, text_of, wait_peer, WAIT};
 use common::py2p::Py2pNode;
 use rs2p::protocol::Protocol;
-use rs2p::{packets, Error, MeshSocket, Message, MessageKind, Packet, PeerId};
-use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(30);
+use rs2p::{packets, Error, MessageKind, Packet};
+use serde_json::json;
 
 fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> Py2pNode {
     Py2pNode::start_on(name, subnet, "SSL", None, max_outgoing)
-}
-
-async fn rs_node(subnet: &str, max_outgoing: usize) -> MeshSocket {
-    MeshSocket::builder()
-        .protocol(Protocol::new(subnet, "SSL"))
-        .max_outgoing(max_outgoing)
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-}
-
-async fn next(node: &MeshSocket, what: &str) -> Message {
-    match tokio::time::timeout(WAIT, node.next_message()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(_) => panic!("{what}: timed out"),
-    }
-}
-
-/// Waits (bounded) until `node`'s routing table holds `id`.
-async fn wait_peer(node: &MeshSocket, id: &str) {
-    let target = PeerId::from(id);
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if node
-                .routing_table()
-                .await
-                .unwrap()
-                .iter()
-                .any(|p| p.id == target)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{id} never joined"));
 }
 
 /// Waits (bounded) until py2p node `p`'s routing table holds `n` peers.
@@ -74,10 +35,6 @@ async fn wait_py2p_peers(p: &mut Py2pNode, n: usize) {
     }
 }
 
-fn text_of(v: &Value) -> String {
-    v["packets"][0].as_str().unwrap_or_default().to_owned()
-}
-
 /// P1 – R1 – P2 – R2 in a line over TLS, each link dialled by a different
 /// kind of node: every broadcast reaches every other node exactly once,
 /// through py2p and rs2p relays alike.
@@ -85,8 +42,8 @@ fn text_of(v: &Value) -> String {
 async fn ssl_mixed_line_delivers_every_broadcast_once() {
     let mut p1 = py2p("P1", "mesh", Some(0));
     let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", 0).await;
-    let r2 = rs_node("mesh", 0).await;
+    let r1 = rs_node("mesh", "SSL", 0).await;
+    let r2 = rs_node("mesh", "SSL", 0).await;
     // rs2p dials py2p (rs2p is the TLS client) …
     let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
     assert_eq!(got.to_string(), p1.id);
@@ -177,8 +134,8 @@ async fn ssl_reply_both_ways() {
     // P1 – R1 – P2 – R2 again.
     let mut p1 = py2p("P1", "mesh", Some(0));
     let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", 0).await;
-    let r2 = rs_node("mesh", 0).await;
+    let r1 = rs_node("mesh", "SSL", 0).await;
+    let r2 = rs_node("mesh", "SSL", 0).await;
     r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
     p2.connect(r1.addr().port());
     wait_peer(&r1, &p2.id).await;
@@ -231,7 +188,7 @@ async fn ssl_reply_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_burst_into_py2p_arrives_whole() {
     let mut p = py2p("P", "mesh", None);
-    let r = rs_node("mesh", 4).await;
+    let r = rs_node("mesh", "SSL", 4).await;
     r.connect("127.0.0.1", p.port, None).await.expect("R→P");
     const N: usize = 200;
     for i in 0..N {
@@ -255,7 +212,7 @@ async fn ssl_burst_into_py2p_arrives_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_subnet_mismatch_is_refused() {
     let mut p = py2p("P", "other", None);
-    let r = rs_node("mesh", 4).await;
+    let r = rs_node("mesh", "SSL", 4).await;
     match r.connect("127.0.0.1", p.port, None).await {
         Err(Error::SubnetMismatch { ours, theirs }) => {
             assert_eq!(ours, Protocol::new("mesh", "SSL").id());

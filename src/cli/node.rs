@@ -82,6 +82,16 @@ pub struct NodeArgs {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub linger: Duration,
 
+    /// Send a keep-alive to every peer at this interval (peers, py2p
+    /// included, ignore it), so dead links are noticed by the idle timeout.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub keepalive: Option<Duration>,
+
+    /// Close a connection that has sent nothing for this long (use with
+    /// --keepalive on every node). Default: never.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub idle_timeout: Option<Duration>,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -114,7 +124,9 @@ pub async fn run(args: NodeArgs) -> ExitCode {
     let encryption = args.transport.transport.encryption();
     let mut builder = MeshSocket::builder()
         .protocol(Protocol::new(args.subnet.as_str(), encryption))
-        .tls(tls);
+        .tls(tls)
+        .keepalive(args.keepalive)
+        .idle_timeout(args.idle_timeout);
     if let Some(addr) = &args.out_addr {
         match split_host_port(addr) {
             Ok((host, port)) => builder = builder.out_addr(host, port),

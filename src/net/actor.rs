@@ -284,19 +284,7 @@ impl Actor {
                     return;
                 }
             };
-            let conn = spawner.ids.next();
-            connection::start(
-                stream,
-                conn,
-                outgoing,
-                expected_id,
-                waiter,
-                spawner.internal.clone(),
-                &spawner.cancel,
-                &spawner.tracker,
-                &spawner.settings,
-            )
-            .await;
+            connection::start(stream, outgoing, expected_id, waiter, &spawner).await;
         });
     }
 
@@ -317,19 +305,7 @@ impl Actor {
             };
             match result {
                 Ok(Ok(stream)) => {
-                    let conn = spawner.ids.next();
-                    connection::start(
-                        stream,
-                        conn,
-                        true,
-                        expected_id,
-                        waiter,
-                        spawner.internal.clone(),
-                        &spawner.cancel,
-                        &spawner.tracker,
-                        &spawner.settings,
-                    )
-                    .await;
+                    connection::start(stream, true, expected_id, waiter, &spawner).await;
                 }
                 Ok(Err(e)) => {
                     let error = Error::io(format!("cannot connect to {target}"), e);

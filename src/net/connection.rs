@@ -68,18 +68,15 @@ impl ConnIds {
 }
 
 /// Starts the read and write loops of a fresh stream and tells the actor.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     stream: Stream,
-    conn: ConnId,
     outgoing: bool,
     expected_id: Option<PeerId>,
     waiter: Option<super::actor::ConnectWaiter>,
-    internal: mpsc::Sender<Internal>,
-    parent: &CancellationToken,
-    tracker: &TaskTracker,
-    settings: &ConnSettings,
+    spawner: &Spawner,
 ) {
+    let conn = spawner.ids.next();
+    let internal = spawner.internal.clone();
     let Stream {
         reader,
         writer,
@@ -87,7 +84,7 @@ pub(crate) async fn start(
     } = stream;
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicUsize::new(0));
-    let cancel = parent.child_token();
+    let cancel = spawner.cancel.child_token();
     let handle = ConnHandle {
         frames: tx,
         queued: queued.clone(),
@@ -109,8 +106,15 @@ pub(crate) async fn start(
     {
         return;
     }
+    let tracker = &spawner.tracker;
     tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
-    tracker.spawn(read_loop(reader, conn, internal, cancel, settings.clone()));
+    tracker.spawn(read_loop(
+        reader,
+        conn,
+        internal,
+        cancel,
+        spawner.settings.clone(),
+    ));
 }
 
 async fn read_loop(

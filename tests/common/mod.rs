@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod mesh;
 pub mod py2p;
 
 use std::path::PathBuf;

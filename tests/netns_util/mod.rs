@@ -20,11 +20,9 @@
 //! keep their own bridge, and every packet between the sides is dropped
 //! silently, as in a real partition. [`Lab::heal`] brings it back.
 //!
-//! The node namespaces get a short TCP retransmission limit
-//! (`net.ipv4.tcp_retries2 = 3`, about 3 s of unacknowledged data), set
-//! inside those namespaces only: `rs2p node` has no keep-alive or idle
-//! timeout option, so a connection across the cut is noticed dead through
-//! TCP's own timeout, which by default would take about 15 minutes.
+//! Nodes run with `--keepalive 0.5 --idle-timeout 3`: a connection across
+//! the cut stops hearing keep-alives and is closed by the idle timeout
+//! (TCP alone would take about 15 minutes to give up on it).
 //!
 //! Namespace names carry a per-run prefix (`rs2p-<pid>-`); the [`Lab`]
 //! deletes them on drop (also while panicking), and a new lab first
@@ -174,16 +172,6 @@ impl Lab {
                     "eth0",
                 ]);
                 run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-                run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &ns,
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    "net.ipv4.tcp_retries2=3",
-                ]);
                 lab.hosts.push(Host { ns, ip, side });
             }
         }
@@ -301,7 +289,8 @@ impl NodeProc {
         let bind = format!("{}:0", host.ip);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns, env!("CARGO_BIN_EXE_rs2p")])
-            .args(["node", "--json", "-v", "--linger", "0", "--bind", &bind]);
+            .args(["node", "--json", "-v", "--linger", "0", "--bind", &bind])
+            .args(["--keepalive", "0.5", "--idle-timeout", "3"]);
         for c in connect {
             cmd.args(["--connect", c]);
         }

@@ -836,14 +836,13 @@ impl MeshState {
                         .filter(|m| methods.contains(m))
                         .map(|m| Packet::from(m.as_u8()))
                         .collect();
-                    let msg = self.own_message(
-                        MainFlag::Renegotiate,
+                    self.send_own(
                         now,
-                        vec![SubFlag::Compression.as_u8().into(), Packet::Array(common)],
                         conn,
+                        MainFlag::Renegotiate,
+                        vec![SubFlag::Compression.as_u8().into(), Packet::Array(common)],
+                        out,
                     );
-                    let method = self.send_method(conn);
-                    self.send_message(conn, &msg, method, out);
                 }
             }
             Some(SubFlag::Resend) => {
@@ -1369,14 +1368,13 @@ impl MeshState {
     pub fn keepalive(&mut self, now: u64, out: &mut Vec<Action>) {
         let targets: Vec<ConnId> = self.routing.values().copied().collect();
         for conn in targets {
-            let msg = self.own_message(
-                MainFlag::Whisper,
+            self.send_own(
                 now,
-                vec![SubFlag::Ping.as_u8().into()],
                 conn,
+                MainFlag::Whisper,
+                vec![SubFlag::Ping.as_u8().into()],
+                out,
             );
-            let method = self.send_method(conn);
-            self.send_message(conn, &msg, method, out);
         }
     }
 
@@ -1389,14 +1387,13 @@ impl MeshState {
                 IdWire::Bin => Packet::bin(Bytes::from_static(b"*")),
                 IdWire::Str => Packet::from("*"),
             };
-            let msg = self.own_message(
-                MainFlag::Whisper,
+            self.send_own(
                 now,
-                vec![SubFlag::Request.as_u8().into(), star],
                 conn,
+                MainFlag::Whisper,
+                vec![SubFlag::Request.as_u8().into(), star],
+                out,
             );
-            let method = self.send_method(conn);
-            self.send_message(conn, &msg, method, out);
         }
     }
 
@@ -1414,14 +1411,13 @@ impl MeshState {
             .copied()
             .ok_or_else(|| SendError::NotConnected(peer.to_string()))?;
         let list = Packet::Array(methods.iter().map(|m| Packet::from(m.as_u8())).collect());
-        let msg = self.own_message(
-            MainFlag::Renegotiate,
+        self.send_own(
             now,
-            vec![SubFlag::Compression.as_u8().into(), list],
             conn,
+            MainFlag::Renegotiate,
+            vec![SubFlag::Compression.as_u8().into(), list],
+            out,
         );
-        let method = self.send_method(conn);
-        self.send_message(conn, &msg, method, out);
         Ok(())
     }
 
@@ -1437,14 +1433,13 @@ impl MeshState {
             .get(peer)
             .copied()
             .ok_or_else(|| SendError::NotConnected(peer.to_string()))?;
-        let msg = self.own_message(
-            MainFlag::Renegotiate,
+        self.send_own(
             now,
-            vec![SubFlag::Resend.as_u8().into()],
             conn,
+            MainFlag::Renegotiate,
+            vec![SubFlag::Resend.as_u8().into()],
+            out,
         );
-        let method = self.send_method(conn);
-        self.send_message(conn, &msg, method, out);
         Ok(())
     }
 
@@ -1477,6 +1472,21 @@ impl MeshState {
             .get(&conn)
             .and_then(|c| c.peer.as_ref())
             .map_or(IdWire::Bin, |h| h.id.wire())
+    }
+
+    /// Builds a message from us for one connection and sends it there,
+    /// compressed as that connection's peer reads.
+    fn send_own(
+        &mut self,
+        now: u64,
+        conn: ConnId,
+        msg_type: MainFlag,
+        payload: Vec<Packet>,
+        out: &mut Vec<Action>,
+    ) {
+        let msg = self.own_message(msg_type, now, payload, conn);
+        let method = self.send_method(conn);
+        self.send_message(conn, &msg, method, out);
     }
 
     /// A message from us on one connection: our id in the form that peer uses.
@@ -1541,14 +1551,13 @@ impl MeshState {
             list.swap(i, j);
         }
         list.truncate(self.config.max_peer_list);
-        let msg = self.own_message(
-            MainFlag::Whisper,
+        self.send_own(
             now,
-            vec![SubFlag::Peers.as_u8().into(), Packet::Array(list)],
             conn,
+            MainFlag::Whisper,
+            vec![SubFlag::Peers.as_u8().into(), Packet::Array(list)],
+            out,
         );
-        let method = self.send_method(conn);
-        self.send_message(conn, &msg, method, out);
     }
 
     /// The compression used towards a connection.
