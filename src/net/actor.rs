@@ -307,19 +307,11 @@ impl Actor {
                 Ok(Ok(stream)) => {
                     connection::start(stream, true, expected_id, waiter, &spawner).await;
                 }
-                Ok(Err(e)) => {
-                    let error = Error::io(format!("cannot connect to {target}"), e);
-                    let _ = spawner
-                        .internal
-                        .send(Internal::DialFailed {
-                            expected_id,
-                            error,
-                            waiter,
-                        })
-                        .await;
-                }
-                Err(_) => {
-                    let error = Error::Timeout(timeout);
+                Ok(Err(_)) | Err(_) => {
+                    let error = match result {
+                        Ok(Err(e)) => Error::io(format!("cannot connect to {target}"), e),
+                        _ => Error::Timeout(timeout),
+                    };
                     let _ = spawner
                         .internal
                         .send(Internal::DialFailed {
