@@ -32,7 +32,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rs2p::protocol::mesh::{MeshConfig, MeshState};
 use rs2p::protocol::MessageId;
+use rs2p::sim::rig::{rig_addr, Rig};
 use rs2p::{packets, MeshSocket, Message, MessageKind, PeerId};
 use tokio::time::{sleep, timeout, Instant};
 
@@ -490,153 +492,27 @@ async fn churn_kill_30_percent_then_exactly_once() {
 
 // ----- the join race that the churn test runs into ------------------------
 
-/// A hand-driven simulation of [`MeshState`]s joined by links: each link
-/// is a pair of (node, conn) ends with a frame queue per direction. Frames
-/// are delivered only when the test says so, so the interleaving is exact.
-mod sim {
-    use std::collections::{HashMap, VecDeque};
+/// The conn each of `a` and `b` routes the other over, and whether both are
+/// the two ends of one open link of the rig.
+fn shared_link(rig: &Rig, a: usize, b: usize) -> (Option<u64>, Option<u64>, bool) {
+    let ca = rig.mesh(a).conn_of(&rig.id(b));
+    let cb = rig.mesh(b).conn_of(&rig.id(a));
+    let same = match (ca, cb) {
+        (Some(x), Some(y)) => rig.other_end((a, x)) == Some((b, y)),
+        _ => false,
+    };
+    (ca, cb, same)
+}
 
-    use bytes::Bytes;
-    use rs2p::protocol::mesh::{Action, MeshConfig, MeshState};
-    use rs2p::protocol::{FrameDecoder, PeerId};
-
-    pub const NOW: u64 = 1_700_000_000;
-
-    /// What travels on a link: frames, then possibly the end of stream.
-    enum Item {
-        Frame(Bytes),
-        Fin,
-    }
-
-    pub struct Sim {
-        pub nodes: Vec<MeshState>,
-        /// (node, conn) -> (peer node, peer conn), for open ends
-        links: HashMap<(usize, u64), (usize, u64)>,
-        /// what waits to be read at (node, conn)
-        inbound: HashMap<(usize, u64), VecDeque<Item>>,
-        pub dials: Vec<(usize, u16, Option<PeerId>)>,
-        pub closed: Vec<(usize, u64, String)>,
-    }
-
-    impl Sim {
-        pub fn new(ids: &[&str]) -> Sim {
-            let nodes = ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    MeshState::new(
-                        PeerId::from(*id),
-                        ("127.0.0.1".into(), 1000 + i as u16),
-                        MeshConfig::default(),
-                    )
-                })
-                .collect();
-            Sim {
-                nodes,
-                links: HashMap::new(),
-                inbound: HashMap::new(),
-                dials: Vec::new(),
-                closed: Vec::new(),
-            }
-        }
-
-        fn apply(&mut self, node: usize, out: Vec<Action>) {
-            for action in out {
-                match action {
-                    Action::Send { conn, frame } => {
-                        if let Some(&to) = self.links.get(&(node, conn)) {
-                            self.inbound
-                                .entry(to)
-                                .or_default()
-                                .push_back(Item::Frame(frame));
-                        }
-                    }
-                    Action::Close { conn, reason } => {
-                        self.closed.push((node, conn, reason.to_string()));
-                        // The other end reads the FIN after what was
-                        // already on the way; nothing more is read here.
-                        if let Some(other) = self.links.remove(&(node, conn)) {
-                            self.inbound.entry(other).or_default().push_back(Item::Fin);
-                        }
-                        self.inbound.remove(&(node, conn));
-                    }
-                    Action::Dial {
-                        port, expected_id, ..
-                    } => self.dials.push((node, port, expected_id)),
-                    _ => {}
-                }
-            }
-        }
-
-        /// Opens a link: `from` dialled `to`; both send their handshakes
-        /// (queued, not yet read).
-        pub fn open(&mut self, from: (usize, u64), to: (usize, u64), expected: Option<PeerId>) {
-            self.links.insert(from, to);
-            self.links.insert(to, from);
-            let mut out = Vec::new();
-            let remote = format!("127.0.0.1:{}", 1000 + to.0);
-            self.nodes[from.0].on_open(NOW, from.1, true, remote, expected, &mut out);
-            self.apply(from.0, out);
-            let mut out = Vec::new();
-            let remote = format!("127.0.0.1:{}", 40000 + from.0);
-            self.nodes[to.0].on_open(NOW, to.1, false, remote, None, &mut out);
-            self.apply(to.0, out);
-        }
-
-        /// Reads what is queued at one end now (frames, and a FIN).
-        pub fn read(&mut self, at: (usize, u64)) {
-            let items: Vec<Item> = self.inbound.remove(&at).unwrap_or_default().into();
-            for item in items {
-                let mut out = Vec::new();
-                match item {
-                    Item::Frame(bytes) => {
-                        if !self.links.contains_key(&at) {
-                            return;
-                        }
-                        let mut dec = FrameDecoder::new(1 << 22);
-                        dec.feed(&bytes);
-                        let frame = dec.next_frame().expect("frame").expect("whole frame");
-                        self.nodes[at.0].on_frame(NOW, at.1, frame, &mut out);
-                    }
-                    Item::Fin => {
-                        self.links.remove(&at);
-                        self.nodes[at.0].on_closed(NOW, at.1, &mut out);
-                    }
-                }
-                self.apply(at.0, out);
-            }
-        }
-
-        /// Reads everything everywhere until nothing is left.
-        pub fn settle(&mut self) {
-            for _ in 0..1000 {
-                let Some(&at) = self
-                    .inbound
-                    .iter()
-                    .find(|(_, q)| !q.is_empty())
-                    .map(|(k, _)| k)
-                else {
-                    return;
-                };
-                self.read(at);
-            }
-            panic!("simulation does not settle");
-        }
-
-        /// The conn each of `a` and `b` routes the other over, and whether
-        /// both are the two ends of one open link.
-        pub fn shared_link(&self, a: usize, b: usize) -> (Option<u64>, Option<u64>, bool) {
-            let a_id = self.nodes[a].id().clone();
-            let b_id = self.nodes[b].id().clone();
-            let ca = self.nodes[a].conn_of(&b_id);
-            let cb = self.nodes[b].conn_of(&a_id);
-            let same = match (ca, cb) {
-                (Some(x), Some(y)) => self.links.get(&(a, x)) == Some(&(b, y)),
-                _ => false,
-            };
-            (ca, cb, same)
-        }
-    }
+/// A rig of nodes with these ids (base58, so `id_greater` compares them as
+/// numbers), the default mesh settings, and rig addresses.
+fn rig_with_ids(ids: &[&str]) -> Rig {
+    Rig::with_nodes(ids.len(), |i| {
+        (
+            MeshState::new(PeerId::from(ids[i]), rig_addr(i), MeshConfig::default()),
+            (),
+        )
+    })
 }
 
 /// The race behind the occasional failed `connect()` while a mesh grows:
@@ -663,19 +539,18 @@ mod sim {
 /// one common link. This checks both orders of the ids.
 #[test]
 fn join_race_duplicate_dial_keeps_the_peer() {
-    // Base58 ids so `id_greater` compares them as numbers.
     let mut failures = Vec::new();
     for (a_id, b_id) in [("2222", "3333"), ("3333", "2222")] {
         let (a, b, c) = (0, 1, 2);
-        let mut s = sim::Sim::new(&[a_id, b_id, "4444"]);
+        let mut s = rig_with_ids(&[a_id, b_id, "4444"]);
         // C and B are peers.
         s.open((c, 1), (b, 1), None);
         s.settle();
         // 1. A connect()s to B; B reads A's handshake, A reads nothing yet.
-        s.nodes[a].note_dialling(None, ("127.0.0.1".into(), 1001));
-        s.open((a, 1), (b, 2), None);
+        let l1 = s.with_mesh(a, |m, _, _| m.note_dialling(None, rig_addr(b)));
+        s.open((a, 1), (b, 2), Some(l1));
         s.read((b, 2));
-        assert!(s.nodes[b].is_connected(s.nodes[a].id()));
+        assert!(s.mesh(b).is_connected(&s.id(a)));
         // 2. C dials A; A reads C's handshake and peer list.
         s.open((c, 2), (a, 2), None);
         s.read((c, 2));
@@ -684,21 +559,21 @@ fn join_race_duplicate_dial_keeps_the_peer() {
         let dial = s
             .dials
             .iter()
-            .find(|(node, port, _)| *node == a && *port == 1001)
+            .find(|d| d.node == a && d.addr == rig_addr(b))
             .cloned();
-        let Some((_, _, expected)) = dial else {
+        let Some(dial) = dial else {
             // Not dialled twice: nothing to race.
             continue;
         };
         // 3. The second link to B. A reads B's handshake on it, then the
         //    one on L1; B reads A's handshake on L2; only then do the
         //    closes that these decide reach the other ends.
-        s.open((a, 3), (b, 3), expected);
+        s.open((a, 3), (b, 3), Some(dial.dial));
         s.read((a, 3));
         s.read((a, 1));
         s.read((b, 3));
         s.settle();
-        let (ca, cb, same) = s.shared_link(a, b);
+        let (ca, cb, same) = shared_link(&s, a, b);
         if !same {
             failures.push(format!(
                 "ids A={a_id} B={b_id}: A routes B over {ca:?}, B routes A over {cb:?} \

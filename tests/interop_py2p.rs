@@ -184,7 +184,13 @@ async fn subnet_mismatch_is_refused_both_ways() {
     })
     .await
     .expect("rejection event");
-    assert!(reason.contains("subnet"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            rs2p::protocol::mesh::CloseReason::SubnetMismatch { .. }
+        ),
+        "{reason}"
+    );
     assert!(r.routing_table().await.unwrap().is_empty());
     assert!(p.peers().is_empty());
     r.close().await;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh_util::*;
-use rs2p::protocol::mesh::SendError;
+use rs2p::protocol::mesh::{CloseReason, SendError};
 use rs2p::protocol::{base58, Compression, MainFlag, MessageId, SubFlag};
 use rs2p::{packets, Error, Event, MeshSocket, MessageKind, PeerId, Protocol};
 use tokio::time::timeout;
@@ -122,7 +122,10 @@ async fn check_subnet_rejection(dialler: &MeshSocket, listener: &MeshSocket) {
         while let Ok(ev) = rx.try_recv() {
             match ev {
                 Event::Rejected { reason, .. } => {
-                    assert!(reason.contains("subnet"), "{who}: rejected for {reason:?}");
+                    assert!(
+                        matches!(reason, CloseReason::SubnetMismatch { .. }),
+                        "{who}: rejected for {reason:?}"
+                    );
                     dialler_rejected += usize::from(who == "dialler");
                 }
                 Event::Connect | Event::PeerJoined(_) | Event::PeerLeft(_) | Event::Message => {

@@ -165,7 +165,13 @@ async fn expect_subnet_refusal(dialler: &MeshSocket, listener: &MeshSocket, what
             })
             .await
             .unwrap_or_else(|_| panic!("{what}: closed, but the listener reported nothing"));
-            assert!(reason.contains("subnet"), "{what}: {reason}");
+            assert!(
+                matches!(
+                    reason,
+                    rs2p::protocol::mesh::CloseReason::SubnetMismatch { .. }
+                ),
+                "{what}: {reason}"
+            );
         }
         other => panic!("{what}: expected a subnet refusal, got {other:?}"),
     }

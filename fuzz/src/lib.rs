@@ -29,10 +29,10 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use rs2p::protocol::mesh::{Action, ConnId, MeshConfig, MeshEvent, MeshState};
+use rs2p::protocol::mesh::{Action, ConnId, DialId, MeshConfig, MeshEvent, MeshState};
 use rs2p::protocol::{
     compression, decode_body, id_to_packet, msgpack, request_id, CodecLimits, Compression, Frame,
-    FrameDecoder, IdWire, InternalMessage, MainFlag, Packet, PeerId, SubFlag, PREFIX_LEN,
+    FrameDecoder, IdWire, InternalMessage, MainFlag, Packet, PeerAddr, PeerId, SubFlag, PREFIX_LEN,
 };
 use sha2::{Digest, Sha256};
 
@@ -275,7 +275,7 @@ struct Harness {
     closing: Vec<ConnId>,
     next_conn: ConnId,
     /// Dials asked for and not answered yet.
-    dials: Vec<(String, u16, Option<PeerId>)>,
+    dials: Vec<DialId>,
     /// Targets of replies that wait for a route.
     reply_targets: Vec<PeerId>,
     delivered: usize,
@@ -283,7 +283,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn now(&self) -> u64 {
+    fn now_secs(&self) -> u64 {
         self.now_ms / 1000
     }
 
@@ -309,11 +309,7 @@ impl Harness {
                     self.closing.push(conn);
                 }
                 Action::Close { .. } => {}
-                Action::Dial {
-                    host,
-                    port,
-                    expected_id,
-                } => self.dials.push((host, port, expected_id)),
+                Action::Dial { dial, .. } => self.dials.push(dial),
                 Action::Deliver(d) => {
                     assert!(
                         !d.message.payload.is_empty(),
@@ -351,17 +347,17 @@ impl Harness {
         }
     }
 
-    fn open_conn(&mut self, outgoing: bool, expected: Option<PeerId>) -> ConnId {
+    fn open_conn(&mut self, outgoing: bool, dial: Option<DialId>) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
         self.open.insert(conn);
         let mut out = Vec::new();
         self.st.on_open(
-            self.now(),
+            self.now_ms,
             conn,
             outgoing,
             format!("127.0.0.1:{}", 50_000 + conn),
-            expected,
+            dial,
             &mut out,
         );
         self.apply(out);
@@ -377,7 +373,7 @@ impl Harness {
         dec.feed(body);
         let frame: Frame = dec.next_frame().unwrap().unwrap();
         let mut out = Vec::new();
-        self.st.on_frame(self.now(), conn, frame, &mut out);
+        self.st.on_frame(self.now_ms, conn, frame, &mut out);
         self.apply(out);
     }
 
@@ -392,7 +388,7 @@ impl Harness {
             self.cfg.protocol.id().as_bytes(),
             ("127.0.0.1", 6000),
             methods,
-            self.now(),
+            self.now_secs(),
         );
         self.message(conn, &msg, None);
     }
@@ -634,7 +630,7 @@ pub fn run_mesh_state(data: &[u8]) -> Stats {
     if mode & 0x40 != 0 {
         cfg.compression = vec![Compression::Zlib, Compression::Snappy];
     }
-    let st = MeshState::new(PeerId::from(ME), ("127.0.0.1".into(), 4444), cfg.clone());
+    let st = MeshState::new(PeerId::from(ME), PeerAddr::new("127.0.0.1", 4444), cfg.clone());
     let mut h = Harness {
         st,
         cfg,
@@ -648,7 +644,11 @@ pub fn run_mesh_state(data: &[u8]) -> Stats {
         max_peers: 0,
     };
     let expected = (mode & 4 != 0).then(|| peer_id(0, IdWire::Bin));
-    let first = h.open_conn(mode & 2 != 0, expected);
+    let dial = (mode & 2 != 0).then(|| {
+        h.st
+            .note_dialling(expected.as_ref(), PeerAddr::new("127.0.0.1", 6000))
+    });
+    let first = h.open_conn(mode & 2 != 0, dial);
     if mode & 1 != 0 {
         // A valid handshake first, so the frames that follow reach the
         // handshaken paths.
@@ -689,7 +689,7 @@ pub fn run_mesh_state(data: &[u8]) -> Stats {
             2..=7 => {
                 let conn = h.pick_conn(&mut inp);
                 let protocol = h.cfg.protocol.id().as_bytes().to_vec();
-                let msg = structured(&mut inp, h.now(), &protocol, &h.reply_targets);
+                let msg = structured(&mut inp, h.now_secs(), &protocol, &h.reply_targets);
                 let method = Compression::ALL.get(usize::from(inp.byte() % 10)).copied();
                 let (_, mut body) = msg.encode_body(method);
                 if inp.byte() % 16 == 0 && !body.is_empty() {
@@ -727,17 +727,17 @@ pub fn run_mesh_state(data: &[u8]) -> Stats {
                     c
                 };
                 let mut out = Vec::new();
-                h.st.on_closed(h.now(), conn, &mut out);
+                h.st.on_closed(h.now_ms, conn, &mut out);
                 h.apply(out);
             }
             // A new connection: accepted, or one of the asked-for dials.
             11 => {
                 if !h.dials.is_empty() && inp.byte() & 1 == 0 {
-                    let (_, _, expected) = h.dials.remove(0);
+                    let dial = h.dials.remove(0);
                     if inp.byte() % 4 == 0 {
-                        h.st.on_dial_failed(h.now(), expected.as_ref());
+                        h.st.on_dial_failed(h.now_ms, dial);
                     } else {
-                        h.open_conn(true, expected);
+                        h.open_conn(true, Some(dial));
                     }
                 } else if h.open.len() < 16 {
                     h.open_conn(false, None);
@@ -745,7 +745,7 @@ pub fn run_mesh_state(data: &[u8]) -> Stats {
             }
             // The application.
             _ => {
-                let now = h.now();
+                let now = h.now_ms;
                 let mut out = Vec::new();
                 let peers = h.st.peers();
                 let target = match peers.get(usize::from(inp.byte()) % peers.len().max(1)) {

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use super::mesh::{settle, start_nodes, Shape};
 use super::workload::payload;
-use crate::protocol::mesh::SplitMix64;
 use crate::protocol::Packet;
+use crate::protocol::Rng;
 use crate::{Error, MeshSocket};
 
 /// What the memory benchmark measured.
@@ -156,7 +156,7 @@ pub async fn run_memory(nodes: usize, shape: Shape, seed: u64) -> Result<MemoryR
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_nodes_kib = rss_kib();
     let started = Instant::now();
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     let (mut connect_retries, mut connect_failures) = (0, 0);
     for i in 1..n {
         let j = match shape {

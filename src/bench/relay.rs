@@ -10,7 +10,7 @@ use crate::protocol::mesh::{Action, ConnId, MeshConfig, MeshState};
 use crate::protocol::{Compression, FrameDecoder, MainFlag, Packet, PeerId, SubFlag};
 
 /// Unix time (s) the rig's messages are stamped with.
-const NOW: u64 = 1_700_000_000;
+const NOW: u64 = 1_700_000_000_000;
 /// The relay's connection to A.
 const FROM: ConnId = 1;
 /// The relay's connection to B.
@@ -52,7 +52,7 @@ fn node(name: &str, port: u16, compression: &[Compression]) -> MeshState {
         PeerId::from(format!(
             "{name}-bench-node-id-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
         )),
-        ("127.0.0.1".into(), port),
+        crate::protocol::PeerAddr::new("127.0.0.1", port),
         config,
     )
 }

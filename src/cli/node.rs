@@ -129,7 +129,7 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         .idle_timeout(args.idle_timeout);
     if let Some(addr) = &args.out_addr {
         match split_host_port(addr) {
-            Ok((host, port)) => builder = builder.out_addr(host, port),
+            Ok(a) => builder = builder.out_addr(a.host, a.port),
             Err(_) => {
                 eprintln!("rs2p: {}.", explain::bad_address("out-addr", addr));
                 return ExitCode::FAILURE;
@@ -329,7 +329,7 @@ async fn run_op(node: &MeshSocket, out: Out, line: &str) -> Result<Flow, String>
                 .map(|p| {
                     json!({
                         "id": p.id.to_string(),
-                        "addr": host_port(&p.out_addr.0, p.out_addr.1),
+                        "addr": p.out_addr.to_string(),
                         "outgoing": p.outgoing,
                     })
                 })
@@ -396,15 +396,6 @@ async fn print_events(mut events: broadcast::Receiver<Event>, out: Out) {
 async fn print_messages(node: MeshSocket, out: Out) {
     while let Ok(msg) = node.next_message().await {
         out.message(&msg);
-    }
-}
-
-/// `HOST:PORT`, with brackets around an IPv6 host.
-pub(super) fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 
@@ -495,7 +486,7 @@ impl Out {
             Event::Rejected { remote, reason } => self.emit(&[
                 ("event", "rejected".into()),
                 ("remote", remote.into()),
-                ("reason", reason.into()),
+                ("reason", reason.to_string().into()),
             ]),
             // Messages are printed from the queue; other events have no JSON form yet.
             _ => {}
@@ -542,11 +533,5 @@ mod tests {
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
         assert!(parse_secs("inf").is_err());
-    }
-
-    #[test]
-    fn host_port_brackets_ipv6() {
-        assert_eq!(host_port("127.0.0.1", 1), "127.0.0.1:1");
-        assert_eq!(host_port("::1", 2), "[::1]:2");
     }
 }

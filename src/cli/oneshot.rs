@@ -48,7 +48,9 @@ pub struct Joined {
 pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, String> {
     let mut hosts = Vec::new();
     for addr in connect {
-        let (host, _) = split_host_port(addr).map_err(|_| explain::bad_address("connect", addr))?;
+        let host = split_host_port(addr)
+            .map(|a| a.host)
+            .map_err(|_| explain::bad_address("connect", addr))?;
         hosts.push(host);
     }
     let bind = args.bind.clone().unwrap_or_else(|| {

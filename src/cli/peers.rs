@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use rs2p::protocol::PeerAddr;
 use rs2p::{Event, PeerId};
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use super::node::host_port;
 use super::oneshot::{self, JoinArgs};
 
 pub const AFTER_HELP: &str = r#"A node sends its peer list to every node that connects to it: the ids and
@@ -63,7 +63,7 @@ pub async fn run(args: PeersArgs) -> ExitCode {
     if args.json {
         let peers: Vec<_> = list
             .iter()
-            .map(|(id, (host, port))| json!({"id": id.to_string(), "addr": host_port(host, *port)}))
+            .map(|(id, addr)| json!({"id": id.to_string(), "addr": addr.to_string()}))
             .collect();
         println!(
             "{}",
@@ -79,7 +79,7 @@ async fn wait_for_list(
     events: &mut broadcast::Receiver<Event>,
     from_peer: &PeerId,
     timeout: Duration,
-) -> Option<Vec<(PeerId, (String, u16))>> {
+) -> Option<Vec<(PeerId, PeerAddr)>> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -91,7 +91,7 @@ async fn wait_for_list(
     }
 }
 
-fn table(id: &PeerId, addr: &str, list: &[(PeerId, (String, u16))]) -> String {
+fn table(id: &PeerId, addr: &str, list: &[(PeerId, PeerAddr)]) -> String {
     let mut out = format!(
         "{} at {addr} lists {} peer{}:\n",
         id.short(8),
@@ -100,12 +100,8 @@ fn table(id: &PeerId, addr: &str, list: &[(PeerId, (String, u16))]) -> String {
     );
     if !list.is_empty() {
         out.push_str("  ID        ADDRESS\n");
-        for (id, (host, port)) in list {
-            out.push_str(&format!(
-                "  {:<8}  {}\n",
-                id.short(8),
-                host_port(host, *port)
-            ));
+        for (id, addr) in list {
+            out.push_str(&format!("  {:<8}  {addr}\n", id.short(8)));
         }
     }
     out
@@ -118,7 +114,10 @@ mod tests {
     #[test]
     fn table_lines() {
         let me = PeerId::from("AAAAAAAAAAAA");
-        let list = vec![(PeerId::from("BBBBBBBBBBBB"), ("127.0.0.1".to_owned(), 4445))];
+        let list = vec![(
+            PeerId::from("BBBBBBBBBBBB"),
+            PeerAddr::new("127.0.0.1", 4445),
+        )];
         assert_eq!(
             table(&me, "127.0.0.1:4444", &list),
             "AAAAAAAA at 127.0.0.1:4444 lists 1 peer:\n  ID        ADDRESS\n  BBBBBBBB  127.0.0.1:4445\n"

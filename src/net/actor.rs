@@ -16,9 +16,11 @@ use super::connection::{self, ConnHandle, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
 use crate::protocol::mesh::{
-    Action, CloseReason, ConnId, Delivery, MeshEvent, MeshState, PeerInfo,
+    Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Stack,
 };
-use crate::protocol::{CodecError, Compression, MainFlag, MessageId, Packet, PeerId, SubFlag};
+use crate::protocol::{
+    CodecError, Compression, MainFlag, MessageId, Packet, PeerAddr, PeerId, SubFlag,
+};
 
 /// A message handler: returns `true` when it handled the message, which
 /// stops the chain and keeps the message out of the queue.
@@ -26,6 +28,9 @@ pub type Handler = Arc<dyn Fn(&Message, &Connection) -> bool + Send + Sync + 'st
 
 /// Resolved when a dialled connection completes (or fails) its handshake.
 pub(crate) type ConnectWaiter = oneshot::Sender<Result<PeerId, Error>>;
+
+/// A command for the node's protocol layer, run inside the actor.
+pub(crate) type LayerCommand = Box<dyn FnOnce(&mut dyn Layer, &mut LayerCtx<'_>) + Send>;
 
 /// Commands from handles to the actor.
 pub(crate) enum Command {
@@ -50,8 +55,7 @@ pub(crate) enum Command {
         done: Option<oneshot::Sender<Result<(), Error>>>,
     },
     Connect {
-        host: String,
-        port: u16,
+        addr: PeerAddr,
         expected_id: Option<PeerId>,
         done: ConnectWaiter,
     },
@@ -70,6 +74,7 @@ pub(crate) enum Command {
         done: oneshot::Sender<Result<(), Error>>,
     },
     RegisterHandler(Handler),
+    Layer(LayerCommand),
     Snapshot(oneshot::Sender<Snapshot>),
     Close(oneshot::Sender<()>),
 }
@@ -107,7 +112,7 @@ pub(crate) enum Internal {
         conn: ConnId,
         outgoing: bool,
         remote: String,
-        expected_id: Option<PeerId>,
+        dial: Option<DialId>,
         handle: ConnHandle,
         waiter: Option<ConnectWaiter>,
     },
@@ -120,7 +125,7 @@ pub(crate) enum Internal {
         error: Option<CodecError>,
     },
     DialFailed {
-        expected_id: Option<PeerId>,
+        dial: DialId,
         error: Error,
         waiter: Option<ConnectWaiter>,
     },
@@ -134,9 +139,18 @@ pub(crate) struct Inbox {
     pub(crate) capacity: usize,
 }
 
+/// What the actor keeps for each open connection.
+pub(crate) struct ConnEntry {
+    pub(crate) handle: ConnHandle,
+    /// The remote socket address, as text.
+    pub(crate) remote: String,
+    /// Whether we dialled it.
+    pub(crate) outgoing: bool,
+}
+
 pub(crate) struct Actor {
-    pub(crate) state: MeshState,
-    pub(crate) conns: HashMap<ConnId, (ConnHandle, String, bool)>,
+    pub(crate) node: Stack<Box<dyn Layer>>,
+    pub(crate) conns: HashMap<ConnId, ConnEntry>,
     pub(crate) waiters: HashMap<ConnId, ConnectWaiter>,
     pub(crate) handlers: Vec<Handler>,
     pub(crate) inbox: Arc<Inbox>,
@@ -175,9 +189,7 @@ pub(crate) fn unix_now_ms() -> u64 {
 }
 
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    unix_now_ms() / 1000
 }
 
 impl Actor {
@@ -216,7 +228,7 @@ impl Actor {
                     if let Ok((stream, remote)) = accepted {
                         let accepting = self.accepting.load(Ordering::Relaxed);
                         if self.conns.len() + accepting >= self.limits.max_connections
-                            || self.state.awaiting_count() + accepting >= self.limits.max_awaiting
+                            || self.node.mesh().awaiting_count() + accepting >= self.limits.max_awaiting
                         {
                             // Over a limit: refuse at once, before any work.
                             self.refused += 1;
@@ -228,17 +240,18 @@ impl Actor {
                     }
                 }
                 _ = keepalive.tick(), if self.limits.keepalive.is_some() => {
-                    self.state.keepalive(unix_now(), &mut out);
+                    let now_ms = unix_now_ms();
+                    self.node.with_mesh(now_ms, &mut out, |m, out| m.keepalive(now_ms, out));
                 }
-                _ = tick.tick() => self.state.on_tick(unix_now_ms(), &mut out),
+                _ = tick.tick() => self.node.on_tick(unix_now_ms(), &mut out),
             }
             self.carry_out(&mut out);
         }
         cancel.cancel();
         drop(listener);
         // Close every connection now; tasks end on the cancelled token.
-        for (_, (handle, _, _)) in self.conns.drain() {
-            handle.cancel.cancel();
+        for (_, entry) in self.conns.drain() {
+            entry.handle.cancel.cancel();
         }
         for (_, waiter) in self.waiters.drain() {
             let _ = waiter.send(Err(Error::Shutdown));
@@ -257,7 +270,7 @@ impl Actor {
         &self,
         tcp: TcpStream,
         outgoing: bool,
-        expected_id: Option<PeerId>,
+        dial: Option<DialId>,
         waiter: Option<ConnectWaiter>,
     ) {
         let spawner = self.spawner.clone();
@@ -284,38 +297,31 @@ impl Actor {
                     return;
                 }
             };
-            connection::start(stream, outgoing, expected_id, waiter, &spawner).await;
+            connection::start(stream, outgoing, dial, waiter, &spawner).await;
         });
     }
 
-    fn dial(
-        &mut self,
-        host: String,
-        port: u16,
-        expected_id: Option<PeerId>,
-        waiter: Option<ConnectWaiter>,
-    ) {
+    fn dial(&mut self, dial: DialId, addr: PeerAddr, waiter: Option<ConnectWaiter>) {
         let spawner = self.spawner.clone();
         let timeout = self.dial_timeout;
         self.spawner.tracker.spawn(async move {
-            let target = format!("{host}:{port}");
             let result = tokio::select! {
                 _ = spawner.cancel.cancelled() => return,
-                r = tokio::time::timeout(timeout, spawner.transport.connect(&host, port)) => r,
+                r = tokio::time::timeout(timeout, spawner.transport.connect(&addr.host, addr.port)) => r,
             };
             match result {
                 Ok(Ok(stream)) => {
-                    connection::start(stream, true, expected_id, waiter, &spawner).await;
+                    connection::start(stream, true, Some(dial), waiter, &spawner).await;
                 }
                 Ok(Err(_)) | Err(_) => {
                     let error = match result {
-                        Ok(Err(e)) => Error::io(format!("cannot connect to {target}"), e),
+                        Ok(Err(e)) => Error::io(format!("cannot connect to {addr}"), e),
                         _ => Error::Timeout(timeout),
                     };
                     let _ = spawner
                         .internal
                         .send(Internal::DialFailed {
-                            expected_id,
+                            dial,
                             error,
                             waiter,
                         })
@@ -326,29 +332,37 @@ impl Actor {
     }
 
     fn on_internal(&mut self, event: Internal, out: &mut Vec<Action>) {
-        let now = unix_now();
+        let now_ms = unix_now_ms();
         match event {
             Internal::Opened {
                 conn,
                 outgoing,
                 remote,
-                expected_id,
+                dial,
                 handle,
                 waiter,
             } => {
                 if let Some(w) = waiter {
                     self.waiters.insert(conn, w);
                 }
-                self.conns.insert(conn, (handle, remote.clone(), outgoing));
-                self.state
-                    .on_open(now, conn, outgoing, remote, expected_id, out);
+                self.conns.insert(
+                    conn,
+                    ConnEntry {
+                        handle,
+                        remote: remote.clone(),
+                        outgoing,
+                    },
+                );
+                self.node.on_open(now_ms, conn, outgoing, remote, dial, out);
             }
-            Internal::Frame { conn, frame } => self.state.on_frame(now, conn, frame, out),
+            Internal::Frame { conn, frame } => self.node.on_frame(now_ms, conn, frame, out),
             Internal::Closed { conn, error } => {
                 if let Some(e) = error {
-                    self.state.close(now, conn, CloseReason::Protocol(e), out);
+                    self.node.with_mesh(now_ms, out, |m, out| {
+                        m.close(now_ms, conn, CloseReason::Protocol(e), out)
+                    });
                 }
-                self.state.on_closed(now, conn, out);
+                self.node.on_closed(now_ms, conn, out);
                 // Forget the connection after the events above have read it.
                 out.push(Action::Close {
                     conn,
@@ -356,12 +370,12 @@ impl Actor {
                 });
             }
             Internal::DialFailed {
-                expected_id,
+                dial,
                 error,
                 waiter,
             } => {
                 tracing::debug!(%error, "dial failed");
-                self.state.on_dial_failed(now, expected_id.as_ref());
+                self.node.on_dial_failed(now_ms, dial);
                 if let Some(w) = waiter {
                     let _ = w.send(Err(error));
                 }
@@ -370,7 +384,8 @@ impl Actor {
     }
 
     fn on_command(&mut self, command: Command, out: &mut Vec<Action>) {
-        let now = unix_now();
+        let now_ms = unix_now_ms();
+        let node = &mut self.node;
         match command {
             Command::Send {
                 flag,
@@ -378,22 +393,24 @@ impl Actor {
                 packets,
                 done,
             } => {
-                let r = self.state.send(now, flag, msg_type, packets, out);
+                let r = node.with_mesh(now_ms, out, |m, out| {
+                    m.send(now_ms, flag, msg_type, packets, out)
+                });
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::Whisper { to, packets, done } => {
-                let r = self.state.whisper(now, &to, packets, out);
+                let r = node.with_mesh(now_ms, out, |m, out| m.whisper(now_ms, &to, packets, out));
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::WhisperConn { conn, packets } => {
-                if let Some(peer) = self.state.peer_of(conn).cloned() {
-                    let _ = self.state.whisper(now, &peer, packets, out);
+                if let Some(peer) = node.mesh().peer_of(conn).cloned() {
+                    let _ = node
+                        .with_mesh(now_ms, out, |m, out| m.whisper(now_ms, &peer, packets, out));
                 }
             }
             Command::Reply { to, packets, done } => {
-                let r = self
-                    .state
-                    .reply(now, &to, packets, out)
+                let r = node
+                    .with_mesh(now_ms, out, |m, out| m.reply(now_ms, &to, packets, out))
                     .map_err(Error::from);
                 match done {
                     Some(done) => {
@@ -407,51 +424,58 @@ impl Actor {
                 }
             }
             Command::Connect {
-                host,
-                port,
+                addr,
                 expected_id,
                 done,
             } => {
                 if let Some(id) = &expected_id {
-                    if self.state.is_connected(id) {
+                    if node.mesh().is_connected(id) {
                         let _ = done.send(Err(Error::AlreadyConnected(id.to_string())));
                         return;
                     }
                 }
-                self.state
-                    .note_dialling(expected_id.as_ref(), (host.clone(), port));
-                self.dial(host, port, expected_id, Some(done));
+                let dial = node.with_mesh(now_ms, out, |m, _| {
+                    m.note_dialling(expected_id.as_ref(), addr.clone())
+                });
+                self.dial(dial, addr, Some(done));
             }
             Command::Disconnect { peer, done } => {
-                let _ = done.send(self.state.disconnect(now, &peer, out));
+                let r = node.with_mesh(now_ms, out, |m, out| m.disconnect(now_ms, &peer, out));
+                let _ = done.send(r);
             }
-            Command::RequestPeers => self.state.request_peers(now, out),
+            Command::RequestPeers => {
+                node.with_mesh(now_ms, out, |m, out| m.request_peers(now_ms, out));
+            }
             Command::Renegotiate {
                 peer,
                 methods,
                 done,
             } => {
-                let r = self.state.renegotiate(now, &peer, &methods, out);
+                let r = node.with_mesh(now_ms, out, |m, out| {
+                    m.renegotiate(now_ms, &peer, &methods, out)
+                });
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::RequestResend { peer, done } => {
-                let r = self.state.request_resend(now, &peer, out);
+                let r = node.with_mesh(now_ms, out, |m, out| m.request_resend(now_ms, &peer, out));
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::RegisterHandler(h) => self.handlers.push(h),
+            Command::Layer(f) => node.with_layer(now_ms, out, |layer, ctx| f(&mut **layer, ctx)),
             Command::Snapshot(done) => {
+                let mesh = node.mesh();
                 let _ = done.send(Snapshot {
-                    peers: self.state.peers(),
-                    awaiting: self.state.awaiting_count(),
-                    errors: self.state.errors().map(str::to_owned).collect(),
-                    waterfall: self.state.waterfall_len(),
-                    pending_requests: self.state.pending_len(),
+                    peers: mesh.peers(),
+                    awaiting: mesh.awaiting_count(),
+                    errors: mesh.errors().map(str::to_owned).collect(),
+                    waterfall: mesh.waterfall_len(),
+                    pending_requests: mesh.pending_len(),
                     slow_peers_dropped: self.slow_dropped,
                     queue_dropped: self.queue_dropped,
                     refused: self.refused,
                     connections: self.conns.len(),
-                    known_addresses: self.state.known_addresses(),
-                    dials_started: self.state.dials_started(),
+                    known_addresses: mesh.known_addresses(),
+                    dials_started: mesh.dials_started(),
                 });
             }
             Command::Close(_) => {}
@@ -470,37 +494,37 @@ impl Actor {
     }
 
     fn carry_out_one(&mut self, action: Action, out: &mut Vec<Action>) {
-        {
-            match action {
-                Action::Send { conn, frame } => {
-                    let limit = self.spawner.settings.send_buffer;
-                    let full = match self.conns.get(&conn) {
-                        Some((handle, _, _)) => !handle.try_queue(frame, limit),
-                        None => false,
-                    };
-                    if full {
-                        self.slow_dropped += 1;
-                        self.state
-                            .close(unix_now(), conn, CloseReason::TooSlow, out);
-                    }
+        match action {
+            Action::Send { conn, frame } => {
+                let limit = self.spawner.settings.send_buffer;
+                let full = match self.conns.get(&conn) {
+                    Some(entry) => !entry.handle.try_queue(frame, limit),
+                    None => false,
+                };
+                if full {
+                    self.slow_dropped += 1;
+                    let now_ms = unix_now_ms();
+                    self.node.with_mesh(now_ms, out, |m, out| {
+                        m.close(now_ms, conn, CloseReason::TooSlow, out)
+                    });
                 }
-                Action::Close { conn, reason } => {
-                    if let Some((handle, _, _)) = self.conns.remove(&conn) {
-                        handle.cancel.cancel();
-                    }
-                    if let Some(w) = self.waiters.remove(&conn) {
-                        let ours = self.state.config().protocol.id().to_owned();
-                        let _ = w.send(Err(Error::from_close(&reason, &ours)));
-                    }
-                }
-                Action::Dial {
-                    host,
-                    port,
-                    expected_id,
-                } => self.dial(host, port, expected_id, None),
-                Action::Deliver(delivery) => self.deliver(delivery),
-                Action::Event(event) => self.on_event(event),
             }
+            Action::Close { conn, reason } => {
+                if let Some(entry) = self.conns.remove(&conn) {
+                    entry.handle.cancel.cancel();
+                }
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let ours = self.node.mesh().config().protocol.id().to_owned();
+                    let _ = w.send(Err(Error::from_close(reason, &ours)));
+                }
+            }
+            Action::Dial {
+                dial,
+                addr,
+                expected_id: _,
+            } => self.dial(dial, addr, None),
+            Action::Deliver(delivery) => self.deliver(delivery),
+            Action::Event(event) => self.on_event(event),
         }
     }
 
@@ -525,13 +549,10 @@ impl Actor {
                 let remote = self
                     .conns
                     .get(&conn)
-                    .map(|c| c.1.clone())
+                    .map(|c| c.remote.clone())
                     .unwrap_or_default();
                 tracing::debug!(%remote, %reason, "closing connection");
-                Event::Rejected {
-                    remote,
-                    reason: reason.to_string(),
-                }
+                Event::Rejected { remote, reason }
             }
         };
         let _ = self.events.send(public);
@@ -542,9 +563,9 @@ impl Actor {
         let (remote, outgoing) = self
             .conns
             .get(&conn)
-            .map(|c| (c.1.clone(), c.2))
+            .map(|c| (c.remote.clone(), c.outgoing))
             .unwrap_or_default();
-        let peer = self.state.peer_of(conn).cloned();
+        let peer = self.node.mesh().peer_of(conn).cloned();
         let msg = Message {
             inner: message,
             id,

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::Internal;
-use crate::protocol::mesh::ConnId;
-use crate::protocol::{CodecError, FrameDecoder, PeerId};
+use crate::protocol::mesh::{ConnId, DialId};
+use crate::protocol::{CodecError, FrameDecoder};
 use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
 
 /// What the actor keeps for each open connection.
@@ -71,7 +71,7 @@ impl ConnIds {
 pub(crate) async fn start(
     stream: Stream,
     outgoing: bool,
-    expected_id: Option<PeerId>,
+    dial: Option<DialId>,
     waiter: Option<super::actor::ConnectWaiter>,
     spawner: &Spawner,
 ) {
@@ -97,7 +97,7 @@ pub(crate) async fn start(
             conn,
             outgoing,
             remote,
-            expected_id,
+            dial,
             handle,
             waiter,
         })

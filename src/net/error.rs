@@ -34,13 +34,17 @@ pub enum Error {
     },
     /// The connection was closed before its handshake completed.
     #[error("connection closed before the handshake completed: {0}")]
-    Closed(String),
+    Closed(CloseReason),
     /// The operation did not complete in time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
     /// The node has shut down.
     #[error("the node has shut down")]
     Shutdown,
+    /// [`MeshSocket::with_layer`](super::MeshSocket::with_layer) named a
+    /// layer type that is not the node's.
+    #[error("the node has no protocol layer of type {0}")]
+    NoSuchLayer(&'static str),
     /// The transport the protocol names could not be set up (unknown
     /// `encryption`, unusable certificates or keys).
     #[error(transparent)]
@@ -58,14 +62,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_close(reason: &CloseReason, ours: &str) -> Self {
+    pub(crate) fn from_close(reason: CloseReason, ours: &str) -> Self {
         match reason {
             CloseReason::SubnetMismatch { theirs } => Error::SubnetMismatch {
                 ours: ours.to_owned(),
-                theirs: theirs.clone(),
+                theirs,
             },
             CloseReason::SelfConnection => Error::SelfConnection,
-            other => Error::Closed(other.to_string()),
+            other => Error::Closed(other),
         }
     }
 }

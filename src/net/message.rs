@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 
 use super::actor::Command;
 use super::error::Error;
-use crate::protocol::mesh::ConnId;
-use crate::protocol::{InternalMessage, MainFlag, MessageId, Packet, PeerId};
+use crate::protocol::mesh::{CloseReason, ConnId};
+use crate::protocol::{InternalMessage, MainFlag, MessageId, Packet, PeerAddr, PeerId};
 
 /// How a message reached us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,16 +283,16 @@ pub enum Event {
     PeerList {
         /// The peer that sent it.
         from: PeerId,
-        /// The nodes it listed: id and advertised `(host, port)`, without
-        /// this node itself.
-        peers: Vec<(PeerId, (String, u16))>,
+        /// The nodes it listed: id and advertised address, without this
+        /// node itself.
+        peers: Vec<(PeerId, PeerAddr)>,
     },
     /// A connection was refused or dropped before or outside the routing
     /// table (subnet mismatch, protocol error, self-connection, …).
     Rejected {
         /// The remote address.
         remote: String,
-        /// Why, in words.
-        reason: String,
+        /// Why.
+        reason: CloseReason,
     },
 }

@@ -16,10 +16,10 @@ use super::actor::{unix_now, Actor, Command, Handler, Inbox, NodeLimits, Snapsho
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
-use crate::protocol::mesh::{MeshConfig, MeshState, PeerInfo};
+use crate::protocol::mesh::{Layer, LayerCtx, MeshConfig, MeshState, PeerInfo, Stack};
 use crate::protocol::{
-    py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerId,
-    Protocol, SubFlag,
+    py2p_addr_text, uuid4_text, CodecLimits, Compression, MainFlag, MessageId, Packet, PeerAddr,
+    PeerId, Protocol, SubFlag,
 };
 use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 
@@ -42,7 +42,7 @@ use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 #[derive(Clone, Debug)]
 pub struct MeshBuilder {
     config: MeshConfig,
-    out_addr: Option<(String, u16)>,
+    out_addr: Option<PeerAddr>,
     send_buffer: usize,
     recv_queue: usize,
     dial_timeout: Duration,
@@ -86,7 +86,7 @@ impl MeshBuilder {
     /// The address advertised to peers. Default: the bound address (for
     /// `0.0.0.0`, this host's address on its default route).
     pub fn out_addr(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.out_addr = Some((host.into(), port));
+        self.out_addr = Some(PeerAddr::new(host, port));
         self
     }
 
@@ -213,7 +213,46 @@ impl MeshBuilder {
     /// it cannot be bound (in use, not local, no permission);
     /// [`Error::Transport`] if the protocol's transport cannot be set up.
     pub async fn bind(self, addr: &str) -> Result<MeshSocket, Error> {
-        let (host, port) = split_host_port(addr)?;
+        self.bind_with_layer(addr, Box::new(())).await
+    }
+
+    /// As [`bind`](Self::bind), with a protocol [`Layer`] on top of the
+    /// mesh: it sees handshakes, departures, ticks and the messages it
+    /// claims, inside the node's actor (see [`crate::protocol::mesh::layer`]).
+    /// Reach it afterwards with [`MeshSocket::with_layer`].
+    ///
+    /// # Examples
+    /// A layer that claims nothing leaves the mesh as it is:
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::protocol::mesh::{Layer, LayerCtx};
+    /// use rs2p::protocol::InternalMessage;
+    ///
+    /// #[derive(Default)]
+    /// struct Quiet { ticks: u64 }
+    /// impl Layer for Quiet {
+    ///     fn claims(&self, _: &InternalMessage) -> bool { false }
+    ///     fn on_tick(&mut self, _: &mut LayerCtx<'_>) { self.ticks += 1; }
+    /// }
+    ///
+    /// let node = rs2p::MeshSocket::builder()
+    ///     .bind_with_layer("127.0.0.1:0", Box::new(Quiet::default()))
+    ///     .await?;
+    /// let ticks = node.with_layer(|q: &mut Quiet, _ctx| q.ticks).await?;
+    /// assert!(ticks < 1_000);
+    /// node.close().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn bind_with_layer(
+        self,
+        addr: &str,
+        layer: Box<dyn Layer>,
+    ) -> Result<MeshSocket, Error> {
+        let PeerAddr { host, port } = split_host_port(addr)?;
         let transport = match &self.transport {
             Some(transport) => transport.clone(),
             None => for_protocol(
@@ -233,7 +272,7 @@ impl MeshBuilder {
         let out_addr = self
             .out_addr
             .clone()
-            .unwrap_or_else(|| (reachable_ip(local.ip()).to_string(), local.port()));
+            .unwrap_or_else(|| PeerAddr::new(reachable_ip(local.ip()).to_string(), local.port()));
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|e| {
             Error::io(
@@ -242,7 +281,7 @@ impl MeshBuilder {
             )
         })?;
         let id = PeerId::derive(
-            &py2p_addr_text(&out_addr.0, out_addr.1),
+            &py2p_addr_text(&out_addr.host, out_addr.port),
             self.config.protocol.id(),
             &uuid4_text(salt),
         );
@@ -253,7 +292,7 @@ impl MeshBuilder {
         if getrandom::fill(&mut seed).is_ok() {
             config.seed = u64::from_le_bytes(seed);
         }
-        let state = MeshState::new(id.clone(), out_addr.clone(), config);
+        let node = Stack::new(MeshState::new(id.clone(), out_addr.clone(), config), layer);
 
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
@@ -266,7 +305,7 @@ impl MeshBuilder {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let actor = Actor {
-            state,
+            node,
             conns: HashMap::new(),
             waiters: HashMap::new(),
             handlers: Vec::new(),
@@ -326,7 +365,7 @@ struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     id: PeerId,
     local: SocketAddr,
-    out_addr: (String, u16),
+    out_addr: PeerAddr,
     protocol: Protocol,
     inbox: Arc<Inbox>,
     events: broadcast::Sender<Event>,
@@ -436,11 +475,12 @@ impl MeshSocket {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), rs2p::Error> {
     /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
-    /// assert_eq!(node.out_addr(), ("127.0.0.1", node.addr().port()));
+    /// assert_eq!(node.out_addr().host, "127.0.0.1");
+    /// assert_eq!(node.out_addr().port, node.addr().port());
     /// # Ok(()) }
     /// ```
-    pub fn out_addr(&self) -> (&str, u16) {
-        (&self.shared.out_addr.0, self.shared.out_addr.1)
+    pub fn out_addr(&self) -> &PeerAddr {
+        &self.shared.out_addr
     }
 
     /// The subnet.
@@ -506,8 +546,7 @@ impl MeshSocket {
         }
         let timeout = self.shared.handshake_timeout;
         let fut = self.ask(|done| Command::Connect {
-            host: host.to_owned(),
-            port,
+            addr: PeerAddr::new(host, port),
             expected_id,
             done,
         });
@@ -537,13 +576,13 @@ impl MeshSocket {
     /// # Ok(()) }
     /// ```
     pub async fn connect_addr(&self, addr: &str) -> Result<PeerId, Error> {
-        let (host, port) = split_host_port(addr)?;
-        self.connect(&host, port, None).await
+        let addr = split_host_port(addr)?;
+        self.connect(&addr.host, addr.port, None).await
     }
 
     async fn is_own_address(&self, host: &str, port: u16) -> bool {
-        let (out_host, out_port) = self.out_addr();
-        if host == out_host && port == out_port {
+        let out = self.out_addr();
+        if host == out.host && port == out.port {
             return true;
         }
         let local = self.shared.local;
@@ -989,7 +1028,7 @@ impl MeshSocket {
     /// };
     /// assert_eq!(peers.len(), 1, "b lists a, not the asker");
     /// assert_eq!(&peers[0].0, a.id());
-    /// assert_eq!(peers[0].1, ("127.0.0.1".to_owned(), a.addr().port()));
+    /// assert_eq!(peers[0].1, rs2p::protocol::PeerAddr::new("127.0.0.1", a.addr().port()));
     /// # Ok(()) }
     /// ```
     pub fn request_peers(&self) -> Result<(), Error> {
@@ -1044,6 +1083,36 @@ impl MeshSocket {
             done,
         })
         .await?
+    }
+
+    /// Runs `f` on the node's protocol layer (installed with
+    /// [`MeshBuilder::bind_with_layer`]) inside the node's actor, with a
+    /// [`LayerCtx`] to send through, and returns what it returns.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchLayer`] if the node's layer is not an `L`;
+    /// [`Error::Shutdown`] if the node has shut down.
+    ///
+    /// # Cancel safety
+    /// If the future is dropped, `f` may still run.
+    pub async fn with_layer<L, R>(
+        &self,
+        f: impl FnOnce(&mut L, &mut LayerCtx<'_>) -> R + Send + 'static,
+    ) -> Result<R, Error>
+    where
+        L: Layer,
+        R: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Layer(Box::new(move |layer, ctx| {
+            let any: &mut dyn std::any::Any = layer;
+            let result = any.downcast_mut::<L>().map(|layer| f(layer, ctx));
+            let _ = tx.send(result);
+        }));
+        self.command(command)?;
+        rx.await
+            .map_err(|_| Error::Shutdown)?
+            .ok_or(Error::NoSuchLayer(std::any::type_name::<L>()))
     }
 
     /// The errors recorded recently; empty means nominal.
@@ -1105,18 +1174,8 @@ impl MeshSocket {
 ///
 /// # Errors
 /// [`Error::BadAddress`] when it is not of that form.
-pub fn split_host_port(addr: &str) -> Result<(String, u16), Error> {
-    let bad = || Error::BadAddress(addr.to_owned());
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
-        return Err(bad());
-    }
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    Ok((host.to_owned(), port))
+pub fn split_host_port(addr: &str) -> Result<PeerAddr, Error> {
+    PeerAddr::parse(addr).ok_or_else(|| Error::BadAddress(addr.to_owned()))
 }
 
 /// For a wildcard bind, the address of the default route's interface (found

@@ -6,6 +6,7 @@
 //! optionally compressed as a whole; `packed` is the msgpack array
 //! `[msg_type, sender, time, payload…]`. See `docs/protocol.md`.
 
+mod addr;
 pub mod base58;
 pub mod compression;
 mod error;
@@ -16,7 +17,9 @@ pub mod mesh;
 mod message;
 pub mod msgpack;
 mod packet;
+mod rng;
 
+pub use addr::PeerAddr;
 pub use error::{CodecError, MsgpackError};
 pub use flags::{Compression, MainFlag, SubFlag, RESERVED_MAX};
 pub use frame::{Frame, FrameDecoder};
@@ -26,3 +29,4 @@ pub use message::{
     DecodedFrame, InternalMessage, MessageId, CHECKSUM_LEN, PREFIX_LEN,
 };
 pub use packet::{Int, Packet};
+pub use rng::Rng;

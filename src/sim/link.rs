@@ -5,7 +5,7 @@
 //! behind it) rather than vanishing.
 
 use super::queue::Micros;
-use super::rng::SimRng;
+use super::SimRng;
 
 /// The properties of every simulated link.
 #[derive(Clone, Debug, PartialEq)]

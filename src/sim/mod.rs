@@ -8,12 +8,13 @@
 //! whether every broadcast reaches every node, how long it takes, how many
 //! frames it costs against the `n(n−1)` worst case, and what churn does.
 //!
-//! - [`rng`]: the seeded generator.
 //! - [`queue`]: the event queue (virtual time in µs).
 //! - [`link`]: the link model.
 //! - [`config`]: what one run is made of.
 //! - [`world`]: the simulation itself.
 //! - [`report`]: what it measured.
+//! - [`rig`]: state machines wired in memory and stepped by hand, for
+//!   tests, benchmarks and fuzzers.
 //!
 //! # Examples
 //! ```
@@ -28,12 +29,13 @@ pub mod config;
 pub mod link;
 pub mod queue;
 pub mod report;
-pub mod rng;
+pub mod rig;
 pub mod world;
 
+/// The simulator's generator: the crate's one seeded RNG.
+pub use crate::protocol::Rng as SimRng;
 pub use config::SimConfig;
 pub use link::{LinkModel, LinkState};
 pub use queue::{EventQueue, Micros};
 pub use report::{BroadcastStats, SimReport, Summary, Topology, Traffic};
-pub use rng::SimRng;
 pub use world::{sim_addr, Simulation, EPOCH_SECS, SIM_PORT};

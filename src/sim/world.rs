@@ -14,11 +14,11 @@ use super::config::SimConfig;
 use super::link::LinkState;
 use super::queue::{EventQueue, Micros};
 use super::report::{BroadcastStats, SimReport, Summary, Topology, Traffic};
-use super::rng::SimRng;
-use crate::protocol::mesh::{Action, CloseReason, ConnId, MeshConfig, MeshState};
+use super::SimRng;
+use crate::protocol::mesh::{Action, CloseReason, ConnId, DialId, MeshConfig, MeshState};
 use crate::protocol::{
-    compression, py2p_addr_text, uuid4_text, FrameDecoder, MainFlag, MessageId, Packet, PeerId,
-    SubFlag, CHECKSUM_LEN, PREFIX_LEN,
+    compression, py2p_addr_text, uuid4_text, FrameDecoder, MainFlag, MessageId, Packet, PeerAddr,
+    PeerId, SubFlag, CHECKSUM_LEN, PREFIX_LEN,
 };
 
 /// Unix time (seconds) at virtual time zero: message timestamps look real.
@@ -31,9 +31,9 @@ pub const SIM_PORT: u16 = 4444;
 const NO_TAG: u32 = u32::MAX;
 
 /// The simulated address of node `index`.
-pub fn sim_addr(index: usize) -> (String, u16) {
+pub fn sim_addr(index: usize) -> PeerAddr {
     let n = index + 1;
-    (
+    PeerAddr::new(
         format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
         SIM_PORT,
     )
@@ -55,7 +55,7 @@ struct End {
     peer_end: ConnId,
     status: Status,
     outgoing: bool,
-    expected_id: Option<PeerId>,
+    dial: Option<DialId>,
     remote: String,
     decoder: FrameDecoder,
     /// The direction from this end to the other.
@@ -74,15 +74,8 @@ struct Node {
 enum Event {
     Join(u32),
     Open(ConnId),
-    Refused {
-        node: u32,
-        expected_id: Option<PeerId>,
-    },
-    Frame {
-        end: ConnId,
-        bytes: Bytes,
-        tag: u32,
-    },
+    Refused { node: u32, dial: Option<DialId> },
+    Frame { end: ConnId, bytes: Bytes, tag: u32 },
     PeerClosed(ConnId),
     Tick(u32),
     Broadcast(u32),
@@ -117,7 +110,7 @@ pub struct Simulation {
     now: Micros,
     end_at: Micros,
     nodes: Vec<Node>,
-    index_of_addr: HashMap<(String, u16), u32>,
+    index_of_addr: HashMap<PeerAddr, u32>,
     index_of_id: HashMap<PeerId, u32>,
     ends: Vec<End>,
     out: Vec<Action>,
@@ -152,7 +145,7 @@ impl Simulation {
         for i in 0..n {
             let addr = sim_addr(i);
             let id = PeerId::derive(
-                &py2p_addr_text(&addr.0, addr.1),
+                &py2p_addr_text(&addr.host, addr.port),
                 base.protocol.id(),
                 &uuid4_text(id_rng.bytes16()),
             );
@@ -204,7 +197,7 @@ impl Simulation {
                 peer_end: 0,
                 status: Status::Closed,
                 outgoing: false,
-                expected_id: None,
+                dial: None,
                 remote: String::new(),
                 decoder: FrameDecoder::new(0),
                 link: LinkState::default(),
@@ -258,10 +251,6 @@ impl Simulation {
         self.nodes.get(index).is_some_and(|n| n.alive)
     }
 
-    fn now_secs(&self) -> u64 {
-        EPOCH_SECS + self.now / 1_000_000
-    }
-
     fn now_ms(&self) -> u64 {
         EPOCH_SECS * 1000 + self.now / 1000
     }
@@ -270,12 +259,10 @@ impl Simulation {
         match event {
             Event::Join(i) => self.join(i),
             Event::Open(end) => self.open(end),
-            Event::Refused { node, expected_id } => {
-                if self.nodes[node as usize].alive {
-                    let now = self.now_secs();
-                    self.nodes[node as usize]
-                        .state
-                        .on_dial_failed(now, expected_id.as_ref());
+            Event::Refused { node, dial } => {
+                if let (true, Some(dial)) = (self.nodes[node as usize].alive, dial) {
+                    let now_ms = self.now_ms();
+                    self.nodes[node as usize].state.on_dial_failed(now_ms, dial);
                 }
             }
             Event::Frame { end, bytes, tag } => self.frame(end, bytes, tag),
@@ -317,10 +304,10 @@ impl Simulation {
         }
         for j in picked {
             let addr = sim_addr(j as usize);
-            self.nodes[i as usize]
+            let dial = self.nodes[i as usize]
                 .state
                 .note_dialling(None, addr.clone());
-            self.dial(i, &addr.0, addr.1, None);
+            self.dial(i, dial, &addr);
         }
     }
 
@@ -328,7 +315,7 @@ impl Simulation {
         &mut self,
         node: u32,
         outgoing: bool,
-        expected_id: Option<PeerId>,
+        dial: Option<DialId>,
         remote: String,
     ) -> ConnId {
         let id = self.ends.len() as ConnId;
@@ -337,7 +324,7 @@ impl Simulation {
             peer_end: 0,
             status: Status::Pending,
             outgoing,
-            expected_id,
+            dial,
             remote,
             decoder: FrameDecoder::new(
                 self.nodes[node as usize]
@@ -352,11 +339,11 @@ impl Simulation {
         id
     }
 
-    fn dial(&mut self, from: u32, host: &str, port: u16, expected_id: Option<PeerId>) {
+    fn dial(&mut self, from: u32, dial: DialId, addr: &PeerAddr) {
         let latency = self.cfg.link.latency_us();
         let target = self
             .index_of_addr
-            .get(&(host.to_owned(), port))
+            .get(addr)
             .copied()
             .filter(|&t| self.nodes[t as usize].alive);
         let Some(target) = target else {
@@ -365,15 +352,20 @@ impl Simulation {
                 self.now + 2 * latency,
                 Event::Refused {
                     node: from,
-                    expected_id,
+                    dial: Some(dial),
                 },
             );
             return;
         };
         let from_addr = sim_addr(from as usize);
-        let a = self.new_end(from, true, expected_id, format!("{host}:{port}"));
+        let a = self.new_end(from, true, Some(dial), addr.to_string());
         let ephemeral = 32_768 + (a % 28_000) as u16;
-        let b = self.new_end(target, false, None, format!("{}:{ephemeral}", from_addr.0));
+        let b = self.new_end(
+            target,
+            false,
+            None,
+            format!("{}:{ephemeral}", from_addr.host),
+        );
         self.ends[a as usize].peer_end = b;
         self.ends[b as usize].peer_end = a;
         // The listener accepts when the SYN arrives; the dialler's connect
@@ -389,12 +381,12 @@ impl Simulation {
             return;
         }
         e.status = Status::Open;
-        let (outgoing, remote, expected_id) = (e.outgoing, e.remote.clone(), e.expected_id.clone());
-        let now = self.now_secs();
+        let (outgoing, remote, dial) = (e.outgoing, e.remote.clone(), e.dial);
+        let now_ms = self.now_ms();
         let mut out = std::mem::take(&mut self.out);
         self.nodes[node as usize]
             .state
-            .on_open(now, end, outgoing, remote, expected_id, &mut out);
+            .on_open(now_ms, end, outgoing, remote, dial, &mut out);
         self.apply(node, &mut out);
         self.out = out;
         // Frames that arrived before the open (never, with these timings).
@@ -420,7 +412,7 @@ impl Simulation {
     /// Hands every whole frame buffered at `end` to its node.
     fn drain(&mut self, end: ConnId) {
         loop {
-            let now = self.now_secs();
+            let now = self.now_ms();
             let e = &mut self.ends[end as usize];
             if e.status != Status::Open {
                 return;
@@ -453,7 +445,7 @@ impl Simulation {
     }
 
     fn peer_closed(&mut self, end: ConnId) {
-        let now = self.now_secs();
+        let now = self.now_ms();
         let e = &mut self.ends[end as usize];
         let node = e.node;
         let was = e.status;
@@ -471,10 +463,9 @@ impl Simulation {
                 self.out = out;
             }
             Status::Pending if e.outgoing => {
-                let expected = e.expected_id.clone();
-                self.nodes[node as usize]
-                    .state
-                    .on_dial_failed(now, expected.as_ref());
+                if let Some(dial) = e.dial {
+                    self.nodes[node as usize].state.on_dial_failed(now, dial);
+                }
             }
             _ => {}
         }
@@ -486,11 +477,7 @@ impl Simulation {
             match action {
                 Action::Send { conn, frame } => self.send(conn, frame),
                 Action::Close { conn, .. } => self.close(conn),
-                Action::Dial {
-                    host,
-                    port,
-                    expected_id,
-                } => self.dial(node, &host, port, expected_id),
+                Action::Dial { dial, addr, .. } => self.dial(node, dial, &addr),
                 Action::Deliver(d) => {
                     if let Some(&b) = self.ids.get(&d.id) {
                         let slot = b as usize * self.cfg.nodes + node as usize;
@@ -588,7 +575,7 @@ impl Simulation {
         let origin = alive[self.plan_rng.below(alive.len() as u64) as usize];
         let mut payload = vec![0xA5u8; self.cfg.payload_len.max(4)];
         payload[..4].copy_from_slice(&k.to_be_bytes());
-        let now = self.now_secs();
+        let now = self.now_ms();
         let mut out = std::mem::take(&mut self.out);
         let sent = self.nodes[origin as usize].state.send(
             now,

@@ -5,40 +5,11 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::PeerId;
-
-/// A small deterministic RNG (splitmix64), so the state machine stays pure.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`0` when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-}
+use crate::protocol::{PeerAddr, PeerId, Rng};
 
 #[derive(Clone, Debug)]
 struct Entry {
-    addr: (String, u16),
+    addr: PeerAddr,
     /// Consecutive failed dials.
     failures: u32,
     /// Earliest time (ms) of the next attempt.
@@ -84,7 +55,7 @@ impl AddressBook {
 
     /// Remembers an address (from a handshake or a peer list). Ignored when
     /// the book is full, unless the id is already known.
-    pub fn learn(&mut self, id: &PeerId, addr: (String, u16)) {
+    pub fn learn(&mut self, id: &PeerId, addr: PeerAddr) {
         if let Some(e) = self.entries.get_mut(id) {
             e.addr = addr;
             return;
@@ -115,7 +86,7 @@ impl AddressBook {
 
     /// The peer's connection was lost: redial it from `now_ms` plus a
     /// jittered first delay.
-    pub fn lost(&mut self, id: &PeerId, now_ms: u64, rng: &mut SplitMix64) {
+    pub fn lost(&mut self, id: &PeerId, now_ms: u64, rng: &mut Rng) {
         let base = self.base_ms;
         if let Some(e) = self.entries.get_mut(id) {
             e.lost = true;
@@ -126,7 +97,7 @@ impl AddressBook {
     }
 
     /// A dial to the peer failed: back off exponentially, with jitter.
-    pub fn failed(&mut self, id: &PeerId, now_ms: u64, rng: &mut SplitMix64) {
+    pub fn failed(&mut self, id: &PeerId, now_ms: u64, rng: &mut Rng) {
         let (base, max) = (self.base_ms, self.max_ms);
         if let Some(e) = self.entries.get_mut(id) {
             e.failures = e.failures.saturating_add(1);
@@ -148,7 +119,7 @@ impl AddressBook {
         now_ms: u64,
         limit: usize,
         skip: impl Fn(&PeerId) -> bool,
-    ) -> Vec<(PeerId, (String, u16))> {
+    ) -> Vec<(PeerId, PeerAddr)> {
         let give_up = self.give_up_ms;
         self.entries
             .retain(|_, e| !e.lost || now_ms.saturating_sub(e.lost_at_ms) <= give_up);
@@ -161,7 +132,7 @@ impl AddressBook {
         now_ms: u64,
         limit: usize,
         skip: impl Fn(&PeerId) -> bool,
-    ) -> Vec<(PeerId, (String, u16))> {
+    ) -> Vec<(PeerId, PeerAddr)> {
         self.due(now_ms, limit, |e| !e.lost, skip)
     }
 
@@ -171,8 +142,8 @@ impl AddressBook {
         limit: usize,
         pick: impl Fn(&Entry) -> bool,
         skip: impl Fn(&PeerId) -> bool,
-    ) -> Vec<(PeerId, (String, u16))> {
-        let mut due: Vec<(u64, PeerId, (String, u16))> = self
+    ) -> Vec<(PeerId, PeerAddr)> {
+        let mut due: Vec<(u64, PeerId, PeerAddr)> = self
             .entries
             .iter()
             .filter(|(id, e)| pick(e) && e.next_attempt_ms <= now_ms && !skip(id))
@@ -200,9 +171,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let mut book = AddressBook::new(10, 1000, 8000, 60_000);
-        let mut rng = SplitMix64::new(7);
+        let mut rng = Rng::new(7);
         let id = PeerId::from("p");
-        book.learn(&id, ("127.0.0.1".into(), 1));
+        book.learn(&id, PeerAddr::new("127.0.0.1", 1));
         book.lost(&id, 0, &mut rng);
         assert!(book.due_lost(0, 10, |_| false).is_empty());
         assert_eq!(book.due_lost(1500, 10, |_| false).len(), 1);
@@ -223,7 +194,10 @@ mod tests {
     fn bounded() {
         let mut book = AddressBook::new(2, 1000, 8000, 60_000);
         for i in 0..5 {
-            book.learn(&PeerId::from(format!("p{i}")), ("127.0.0.1".into(), i));
+            book.learn(
+                &PeerId::from(format!("p{i}")),
+                PeerAddr::new("127.0.0.1", i),
+            );
         }
         assert_eq!(book.len(), 2);
     }

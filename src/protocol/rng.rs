@@ -1,23 +1,25 @@
-//! [`SimRng`]: the simulator's seeded random number generator
-//! (xoshiro256**, seeded through splitmix64). Hand-written so that a seed
-//! means the same run on every machine and every version of every crate.
+//! [`Rng`]: the one seeded random number generator of rs2p (xoshiro256**,
+//! seeded through splitmix64), used by the mesh state machine (peer-list
+//! shuffles, redial jitter), the protocol layers and the simulator.
+//! Hand-written so that a seed means the same run on every machine and
+//! every version of every crate.
 
 /// A small, fast, seeded generator. Not for cryptography.
 ///
 /// # Examples
 /// ```
-/// use rs2p::sim::SimRng;
-/// let mut a = SimRng::new(7);
-/// let mut b = SimRng::new(7);
+/// use rs2p::protocol::Rng;
+/// let mut a = Rng::new(7);
+/// let mut b = Rng::new(7);
 /// assert_eq!(a.next_u64(), b.next_u64());
 /// assert!(a.below(10) < 10);
 /// ```
 #[derive(Clone, Debug)]
-pub struct SimRng {
+pub struct Rng {
     s: [u64; 4],
 }
 
-impl SimRng {
+impl Rng {
     /// A generator whose whole sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
@@ -29,7 +31,7 @@ impl SimRng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        SimRng {
+        Rng {
             s: [next(), next(), next(), next()],
         }
     }
@@ -66,8 +68,8 @@ impl SimRng {
 
     /// A new generator for a sub-stream, so that drawing more numbers in one
     /// part of the simulation does not shift the numbers of another.
-    pub fn fork(&mut self) -> SimRng {
-        SimRng::new(self.next_u64())
+    pub fn fork(&mut self) -> Rng {
+        Rng::new(self.next_u64())
     }
 
     /// 16 random bytes.
@@ -85,7 +87,7 @@ mod tests {
 
     #[test]
     fn below_stays_in_range_and_covers_it() {
-        let mut rng = SimRng::new(1);
+        let mut rng = Rng::new(1);
         let mut seen = [0u32; 10];
         for _ in 0..10_000 {
             seen[rng.below(10) as usize] += 1;
@@ -96,7 +98,7 @@ mod tests {
 
     #[test]
     fn unit_and_chance() {
-        let mut rng = SimRng::new(2);
+        let mut rng = Rng::new(2);
         let hits = (0..10_000).filter(|_| rng.chance(0.25)).count();
         assert!((2_200..2_800).contains(&hits), "{hits}");
         assert!(!rng.chance(0.0));

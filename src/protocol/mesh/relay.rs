@@ -1,0 +1,129 @@
+//! Incoming frames: decoding with the connection's compression, the
+//! waterfall check, relaying new broadcasts, and dispatching each message
+//! to the part of the state machine (or the application) it is for.
+
+use std::sync::Arc;
+
+use super::close::CloseReason;
+use super::outgoing::FrameCache;
+use super::output::{Action, ConnId, Delivery};
+use super::state::{secs, MeshState};
+use super::waterfall::Verdict;
+use crate::protocol::{
+    decode_body, Compression, Frame, InternalMessage, MainFlag, MessageId, SubFlag,
+};
+
+impl MeshState {
+    /// A whole frame arrived on a connection.
+    pub fn on_frame(&mut self, now_ms: u64, conn: ConnId, frame: Frame, out: &mut Vec<Action>) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        // The peer's advertised methods first, then ours: after a
+        // renegotiation the peer may still use a method from the list it
+        // had before our answer reaches it.
+        let mut methods: Vec<Compression> = c
+            .peer
+            .as_ref()
+            .map(|h| h.compression.clone())
+            .unwrap_or_default();
+        let handshaken = c.peer.is_some();
+        if handshaken {
+            for m in &self.config.compression {
+                if !methods.contains(m) {
+                    methods.push(*m);
+                }
+            }
+        }
+        let decoded = match decode_body(frame.body(), &methods, &self.config.limits) {
+            Ok(d) => d,
+            Err(e) => {
+                self.record_error(format!("connection {conn}: {e}"));
+                self.close(now_ms, conn, CloseReason::Protocol(e), out);
+                return;
+            }
+        };
+        let message = Arc::new(decoded.message);
+        let sub = message.sub_flag();
+        if !handshaken && sub != Some(SubFlag::Handshake) {
+            // Nothing but a handshake is meaningful before the handshake.
+            self.offence(now_ms, conn, "messages before the handshake", out);
+            return;
+        }
+        match message.msg_type {
+            MainFlag::Renegotiate => self.on_renegotiate(now_ms, conn, &message, out),
+            MainFlag::Broadcast => {
+                let now = secs(now_ms);
+                match self
+                    .waterfall
+                    .check_and_record(decoded.id, message.time, now)
+                {
+                    Verdict::New => {}
+                    Verdict::FromTheFuture => {
+                        self.offence(now_ms, conn, "broadcasts stamped in the future", out);
+                        return;
+                    }
+                    Verdict::Duplicate | Verdict::Expired => return,
+                }
+                let cache = FrameCache::received(frame, decoded.compression);
+                self.relay(conn, cache, &message, out);
+                self.dispatch(now_ms, conn, decoded.id, message, out);
+            }
+            MainFlag::Whisper => self.dispatch(now_ms, conn, decoded.id, message, out),
+            MainFlag::Ping | MainFlag::Pong => {}
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        id: MessageId,
+        message: Arc<InternalMessage>,
+        out: &mut Vec<Action>,
+    ) {
+        match message.sub_flag() {
+            Some(SubFlag::Handshake) if message.msg_type == MainFlag::Whisper => {
+                self.on_handshake(now_ms, conn, &message, out)
+            }
+            Some(SubFlag::Handshake) => {}
+            Some(SubFlag::Peers) => self.on_peers(now_ms, conn, &message, out),
+            Some(SubFlag::Request) => self.on_request(now_ms, conn, &message, out),
+            Some(SubFlag::Response) => self.on_response(now_ms, &message, out),
+            // Reserved keep-alive flags: nothing to do.
+            Some(SubFlag::Ping | SubFlag::Pong) => {}
+            _ => out.push(Action::Deliver(Delivery { message, id, conn })),
+        }
+    }
+
+    /// Forwards a new broadcast to every peer but the one it came from and
+    /// its original sender, passing the received bytes on where the
+    /// target's compression matches.
+    fn relay(
+        &mut self,
+        from: ConnId,
+        mut cache: FrameCache,
+        message: &Arc<InternalMessage>,
+        out: &mut Vec<Action>,
+    ) {
+        let targets: Vec<ConnId> = self
+            .routing
+            .iter()
+            .filter(|(id, &c)| c != from && **id != message.sender)
+            .map(|(_, &c)| c)
+            .collect();
+        for target in targets {
+            let method = self.send_method(target);
+            let Ok(frame) = cache.frame(method, &self.config.limits) else {
+                continue;
+            };
+            if let Some(c) = self.conns.get_mut(&target) {
+                c.last_sent = Some(message.clone());
+            }
+            out.push(Action::Send {
+                conn: target,
+                frame,
+            });
+        }
+    }
+}
