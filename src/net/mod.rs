@@ -2,12 +2,16 @@
 //! write tasks, and the actor that drives the protocol state machine.
 
 mod actor;
+mod builder;
 mod connection;
 mod error;
+mod inspect;
 mod message;
+mod messaging;
 mod socket;
 
 pub use actor::{Handler, Snapshot};
+pub use builder::{split_host_port, MeshBuilder};
 pub use error::Error;
 pub use message::{Connection, Event, Message, MessageKind};
-pub use socket::{split_host_port, MeshBuilder, MeshSocket};
+pub use socket::MeshSocket;

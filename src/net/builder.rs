@@ -1,0 +1,383 @@
+//! [`MeshBuilder`]: configures a mesh node and starts it (the listener,
+//! the node id, the state machine and its actor).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::actor::{Actor, Inbox, NodeLimits};
+use super::connection::{ConnIds, ConnSettings, Spawner};
+use super::error::Error;
+use super::socket::{MeshSocket, Shared};
+use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack};
+use crate::protocol::{
+    py2p_addr_text, uuid4_text, CodecLimits, Compression, PeerAddr, PeerId, Protocol,
+};
+use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
+
+/// Configures and starts a [`MeshSocket`].
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rs2p::Error> {
+/// use rs2p::{MeshSocket, protocol::Protocol};
+/// let node = MeshSocket::builder()
+///     .protocol(Protocol::new("chat", "Plaintext"))
+///     .max_outgoing(8)
+///     .bind("127.0.0.1:0")
+///     .await?;
+/// assert_eq!(node.protocol().subnet(), "chat");
+/// node.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MeshBuilder {
+    config: MeshConfig,
+    out_addr: Option<PeerAddr>,
+    send_buffer: usize,
+    recv_queue: usize,
+    dial_timeout: Duration,
+    handshake_timeout: Duration,
+    transport: Option<Arc<dyn Transport>>,
+    tls: TlsOptions,
+    max_connections: usize,
+    max_awaiting: usize,
+    stall_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    keepalive: Option<Duration>,
+}
+
+impl Default for MeshBuilder {
+    fn default() -> Self {
+        MeshBuilder {
+            config: MeshConfig::default(),
+            out_addr: None,
+            send_buffer: 4 << 20,
+            recv_queue: 65_536,
+            dial_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            transport: None,
+            tls: TlsOptions::Compatibility,
+            max_connections: 512,
+            max_awaiting: 64,
+            stall_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            keepalive: None,
+        }
+    }
+}
+
+impl MeshBuilder {
+    /// The subnet to join. Default `("mesh", "Plaintext")`.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = protocol;
+        self
+    }
+
+    /// The address advertised to peers. Default: the bound address (for
+    /// `0.0.0.0`, this host's address on its default route).
+    pub fn out_addr(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.out_addr = Some(PeerAddr::new(host, port));
+        self
+    }
+
+    /// Outgoing connections that peer lists may fill. Default 4.
+    pub fn max_outgoing(mut self, n: usize) -> Self {
+        self.config.max_outgoing = n;
+        self
+    }
+
+    /// Compression methods offered, in order of preference. Default: all
+    /// five. An empty list means frames go uncompressed.
+    pub fn compression(mut self, methods: Vec<Compression>) -> Self {
+        self.config.compression = methods;
+        self
+    }
+
+    /// Frame size bounds (both directions).
+    pub fn limits(mut self, limits: CodecLimits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Bytes that may wait to be written to one peer; a peer that lets
+    /// more pile up is too slow and is disconnected, so it can neither stall
+    /// the node nor grow its memory. Default 4 MiB.
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// Messages kept for [`MeshSocket::recv`]; the oldest is dropped past
+    /// this. Default 65,536.
+    pub fn recv_queue(mut self, messages: usize) -> Self {
+        self.recv_queue = messages;
+        self
+    }
+
+    /// How long a new connection may go without the peer's handshake
+    /// before it is closed, and how long [`MeshSocket::connect`] waits for
+    /// it. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self.config.handshake_timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+
+    /// How long dialling a peer (TCP connect plus the transport's own
+    /// handshake) may take, and how long an accepted connection may take to
+    /// complete the transport's handshake. Default 5 s.
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
+        self
+    }
+
+    /// Most open connections; further incoming ones are refused at once.
+    /// Default 512.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Most connections waiting for their handshake; further incoming ones
+    /// are refused at once. Default 64.
+    pub fn max_awaiting(mut self, n: usize) -> Self {
+        self.max_awaiting = n;
+        self
+    }
+
+    /// A connection that stays part-way through a frame this long is
+    /// closed. Default 60 s, as the references.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// A connection that sends nothing for this long is closed. Default:
+    /// none. Pair it with [`keepalive`](Self::keepalive) on every node.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sends a keep-alive message to every peer at this interval (peers,
+    /// py2p included, ignore it). Default: none.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// Whether lost peers are redialled (exponential backoff with jitter)
+    /// and remembered addresses used to refill the routing table up to
+    /// `max_outgoing`. Default true.
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.config.reconnect = on;
+        self
+    }
+
+    /// The transport frames travel on. Default: the one the protocol's
+    /// `encryption` names (see [`for_protocol`]), which should match it.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The TLS mode of the `SSL` and `wss` transports when the transport
+    /// is picked from the protocol. Default: compatibility mode (as py2p;
+    /// encrypts, authenticates no one — see [`TlsOptions`]).
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = options;
+        self
+    }
+
+    /// Every protocol setting at once.
+    pub fn config(mut self, config: MeshConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Binds the listener and starts the node. Must be called inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::BadAddress`] if `addr` is not `HOST:PORT`; [`Error::Io`] if
+    /// it cannot be bound (in use, not local, no permission);
+    /// [`Error::Transport`] if the protocol's transport cannot be set up.
+    pub async fn bind(self, addr: &str) -> Result<MeshSocket, Error> {
+        self.bind_with_layer(addr, Box::new(())).await
+    }
+
+    /// As [`bind`](Self::bind), with a protocol [`Layer`] on top of the
+    /// mesh: it sees handshakes, departures, ticks and the messages it
+    /// claims, inside the node's actor (see [`crate::protocol::mesh::layer`]).
+    /// Reach it afterwards with [`MeshSocket::with_layer`].
+    ///
+    /// # Examples
+    /// A layer that claims nothing leaves the mesh as it is:
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::protocol::mesh::{Layer, LayerCtx};
+    /// use rs2p::protocol::InternalMessage;
+    ///
+    /// #[derive(Default)]
+    /// struct Quiet { ticks: u64 }
+    /// impl Layer for Quiet {
+    ///     fn claims(&self, _: &InternalMessage) -> bool { false }
+    ///     fn on_tick(&mut self, _: &mut LayerCtx<'_>) { self.ticks += 1; }
+    /// }
+    ///
+    /// let node = rs2p::MeshSocket::builder()
+    ///     .bind_with_layer("127.0.0.1:0", Box::new(Quiet::default()))
+    ///     .await?;
+    /// let ticks = node.with_layer(|q: &mut Quiet, _ctx| q.ticks).await?;
+    /// assert!(ticks < 1_000);
+    /// node.close().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn bind_with_layer(
+        self,
+        addr: &str,
+        layer: Box<dyn Layer>,
+    ) -> Result<MeshSocket, Error> {
+        let PeerAddr { host, port } = split_host_port(addr)?;
+        let transport = match &self.transport {
+            Some(transport) => transport.clone(),
+            None => for_protocol(
+                &self.config.protocol,
+                &TransportOptions {
+                    tls: self.tls.clone(),
+                    max_frame_len: self.config.limits.max_frame_len,
+                },
+            )?,
+        };
+        let listener = TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        let out_addr = self
+            .out_addr
+            .clone()
+            .unwrap_or_else(|| PeerAddr::new(reachable_ip(local.ip()).to_string(), local.port()));
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| {
+            Error::io(
+                "no randomness for the node id",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let id = PeerId::derive(
+            &py2p_addr_text(&out_addr.host, out_addr.port),
+            self.config.protocol.id(),
+            &uuid4_text(salt),
+        );
+        let protocol = self.config.protocol.clone();
+        let limits = self.config.limits;
+        let mut config = self.config;
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_ok() {
+            config.seed = u64::from_le_bytes(seed);
+        }
+        let node = Stack::new(MeshState::new(id.clone(), out_addr.clone(), config), layer);
+
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (internal_tx, internal_rx) = mpsc::channel(1024);
+        let (events, _) = broadcast::channel(1024);
+        let inbox = Arc::new(Inbox {
+            queue: Mutex::new(Default::default()),
+            notify: Notify::new(),
+            capacity: self.recv_queue.max(1),
+        });
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let actor = Actor {
+            node,
+            conns: HashMap::new(),
+            waiters: HashMap::new(),
+            handlers: Vec::new(),
+            inbox: inbox.clone(),
+            events: events.clone(),
+            commands_weak: cmd_tx.downgrade(),
+            spawner: Spawner {
+                internal: internal_tx,
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+                settings: ConnSettings {
+                    max_frame_len: limits.max_frame_len,
+                    send_buffer: self.send_buffer,
+                    stall_timeout: self.stall_timeout,
+                    idle_timeout: self.idle_timeout,
+                },
+                ids: Arc::new(ConnIds::default()),
+                transport,
+            },
+            dial_timeout: self.dial_timeout,
+            slow_dropped: 0,
+            queue_dropped: 0,
+            limits: NodeLimits {
+                max_connections: self.max_connections.max(1),
+                max_awaiting: self.max_awaiting.max(1),
+                keepalive: self.keepalive,
+            },
+            accepting: Arc::new(AtomicUsize::new(0)),
+            refused: 0,
+        };
+        let done = CancellationToken::new();
+        let done_signal = done.clone();
+        tokio::spawn(async move {
+            actor.run(listener, cmd_rx, internal_rx).await;
+            done_signal.cancel();
+        });
+        tracing::info!(id = %id.short(12), %local, "mesh node listening");
+        Ok(MeshSocket {
+            shared: Arc::new(Shared {
+                commands: cmd_tx,
+                id,
+                local,
+                out_addr,
+                protocol,
+                inbox,
+                events,
+                cancel,
+                done,
+                handshake_timeout: self.handshake_timeout,
+            }),
+        })
+    }
+}
+
+/// Splits `HOST:PORT` (IPv6 as `[::1]:PORT`).
+///
+/// # Errors
+/// [`Error::BadAddress`] when it is not of that form.
+pub fn split_host_port(addr: &str) -> Result<PeerAddr, Error> {
+    PeerAddr::parse(addr).ok_or_else(|| Error::BadAddress(addr.to_owned()))
+}
+
+/// For a wildcard bind, the address of the default route's interface (found
+/// by a UDP `connect`, which sends nothing); loopback if there is none.
+fn reachable_ip(bound: IpAddr) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        // TEST-NET-1: nothing is sent; the kernel only picks a route.
+        s.connect("192.0.2.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}

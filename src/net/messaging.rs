@@ -1,0 +1,280 @@
+//! What a [`MeshSocket`] sends and receives: broadcasts, whispers,
+//! replies, the receive queue, events and handlers.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::actor::{Command, Handler};
+use super::error::Error;
+use super::message::{Connection, Event, Message};
+use super::socket::MeshSocket;
+use crate::protocol::{MainFlag, MessageId, Packet, PeerId, SubFlag};
+
+impl MeshSocket {
+    /// Broadcasts `packets` to every node of the mesh. Returns the message id.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the message exceeds the frame limit;
+    /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let id = b.send(packets!["hello", 1, true]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.id(), id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, packets: Vec<Packet>) -> Result<MessageId, Error> {
+        self.send_with(
+            packets,
+            SubFlag::Broadcast.as_u8().into(),
+            MainFlag::Broadcast,
+        )
+        .await
+    }
+
+    /// Sends with an explicit sub-flag (packet 0) and main flag, as the
+    /// references' `send(packets, flag, type)`. `msg_type` must be
+    /// `Broadcast` (flood the mesh) or `Whisper` (direct peers only).
+    ///
+    /// # Errors
+    /// [`Error::Send`] with [`SendError::ReservedType`](crate::protocol::mesh::SendError::ReservedType)
+    /// for other main flags; otherwise as [`send`](Self::send).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// use rs2p::protocol::MainFlag;
+    /// // Packet 0 is the application's own flag, above the reserved range.
+    /// b.send_with(packets!["x"], 0x40.into(), MainFlag::Whisper).await?;
+    /// assert!(b.send_with(packets![], 0.into(), MainFlag::Renegotiate).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_with(
+        &self,
+        packets: Vec<Packet>,
+        flag: Packet,
+        msg_type: MainFlag,
+    ) -> Result<MessageId, Error> {
+        self.ask(|done| Command::Send {
+            flag,
+            msg_type,
+            packets,
+            done,
+        })
+        .await?
+    }
+
+    /// Sends `packets` directly to one connected peer.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if the peer is not connected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.whisper(a.id(), packets!["just for you"]).await?;
+    /// let msg = a.next_message().await?;
+    /// assert_eq!(msg.kind(), rs2p::MessageKind::Whisper);
+    /// # Ok(()) }
+    /// ```
+    pub async fn whisper(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<MessageId, Error> {
+        self.ask(|done| Command::Whisper {
+            to: peer.clone(),
+            packets,
+            done,
+        })
+        .await?
+    }
+
+    /// Replies to a node by id, as [`Message::reply`] does: directly if
+    /// connected, otherwise through a route request.
+    ///
+    /// # Errors
+    /// [`Error::Send`] if too many replies are waiting for routes.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.reply_to(a.id(), packets!["answer"]).await?;
+    /// assert_eq!(a.next_message().await?.packets()[0].as_str(), Some("answer"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn reply_to(&self, peer: &PeerId, packets: Vec<Packet>) -> Result<(), Error> {
+        self.ask(|done| Command::Reply {
+            to: peer.clone(),
+            packets,
+            done: Some(done),
+        })
+        .await?
+    }
+
+    /// Takes the oldest queued message, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert!(a.recv().is_none());
+    /// b.send(packets!["one"]).await?;
+    /// let _ = a.next_message().await?; // or poll recv() until it returns Some
+    /// assert!(a.recv().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn recv(&self) -> Option<Message> {
+        self.shared
+            .inbox
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    /// Takes up to `n` queued messages, oldest first.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// for i in 0..3 { b.send(packets![i]).await?; }
+    /// let mut got = vec![a.next_message().await?];
+    /// while got.len() < 3 {
+    ///     got.extend(a.recv_many(3 - got.len()));
+    ///     if got.len() < 3 {
+    ///         got.push(a.next_message().await?);
+    ///     }
+    /// }
+    /// assert_eq!(got[2].packets()[0].as_i64(), Some(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_many(&self, n: usize) -> Vec<Message> {
+        let mut queue = self
+            .shared
+            .inbox
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let take = n.min(queue.len());
+        queue.drain(..take).collect()
+    }
+
+    /// Waits for the next queued message.
+    ///
+    /// Cancel safety: cancel-safe; no message is lost if the future is dropped.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the node has stopped and the queue is empty.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hi"]).await?;
+    /// let msg = tokio::time::timeout(std::time::Duration::from_secs(5), a.next_message()).await.expect("in time")?;
+    /// assert_eq!(msg.sender(), b.id());
+    /// # Ok(()) }
+    /// ```
+    pub async fn next_message(&self) -> Result<Message, Error> {
+        loop {
+            let notified = self.shared.inbox.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(m) = self.recv() {
+                return Ok(m);
+            }
+            if self.shared.done.is_cancelled() {
+                return Err(Error::Shutdown);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.shared.done.cancelled() => {}
+            }
+        }
+    }
+
+    /// A subscription to this node's events. Each subscriber sees every
+    /// event raised after it subscribed; a subscriber that falls more than
+    /// 1,024 events behind gets `RecvError::Lagged`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{Event, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let mut events = a.events();
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(events.recv().await.unwrap(), Event::Connect);
+    /// assert_eq!(events.recv().await.unwrap(), Event::PeerJoined(b.id().clone()));
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Adds a message handler. Handlers run on the node's task, in
+    /// registration order, after the protocol's own; the first to return
+    /// `true` handles the message, which then is not queued. Handlers must
+    /// not block.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the node has stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// let node = rs2p::MeshSocket::bind("127.0.0.1:0").await?;
+    /// node.register_handler(|msg, _conn| {
+    ///     // Answer pings, let everything else through to recv().
+    ///     if msg.packets().first().and_then(|p| p.as_str()) == Some("ping") {
+    ///         let _ = msg.reply(rs2p::packets!["pong"]);
+    ///         return true;
+    ///     }
+    ///     false
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_handler<F>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(&Message, &Connection) -> bool + Send + Sync + 'static,
+    {
+        let handler: Handler = Arc::new(handler);
+        self.command(Command::RegisterHandler(handler))
+    }
+}
