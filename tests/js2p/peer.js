@@ -16,9 +16,10 @@
  *                    {"event":"message","n":N,"kind":"broadcast"|"whisper","sender":ID,
  *                     "sender_type":"str"|"bin","packets":[...]}
  *                    {"event":"peers","peers":[ID,...],"table":[{"id","type","addr","outgoing"},...]}
- *                    {"event":"error","error":TEXT[,"source":"op"|"js2p"|"uncaught"]}
+ *                    {"event":"error","error":TEXT,"source":"op"|"js2p"|"connection"|"uncaught"|...}
  *                    {"event":"connect_skipped","host":H,"port":P}  js2p's connect returned early
  *                    {"event":"reply","n":N,"path":"direct"|"route_request"}
+ *                    {"event":"closed","peer":ID|null,"addr":[H,P]|null,"outgoing":B}  a connection ended
  * Packets in JSON: str <-> str, {"$bin": hex} <-> Buffer, numbers, bool, null, lists, objects.
  *
  * Usage: node peer.js PORT [SUBNET [COMPRESSION [MAX_OUTGOING]]]
@@ -30,7 +31,17 @@
  *   COMPRESSION  "all" (default: whatever js2p loaded, zlib and gzip here),
  *                "none", or a comma list such as 0x13 or 0x11,0x13
  *   MAX_OUTGOING js2p.mesh.max_outgoing (default 4)
- *   --transport is accepted as a synonym of --encryption; --leasing=false for sync.
+ *   --transport is accepted as a synonym of --encryption; --leasing=false for sync;
+ *   --host=H to bind elsewhere than 127.0.0.1.
+ *
+ * What js2p's transports do under Node 20 (checked with this driver):
+ *   Plaintext, ws: work both ways. Over ws js2p (nodejs-websocket) drops a
+ *     connection on which a single frame larger than 2 MiB arrives.
+ *   SSL: js2p listens with a fresh self-signed 1024-bit RSA certificate and
+ *     dials without verifying; TLS stacks that refuse RSA keys under 2048 bits
+ *     (ring, so rustls) cannot dial it.
+ *   wss: accepted here, but js2p cannot do it: its listener has no certificate
+ *     (every TLS handshake fails) and its dialler rejects self-signed ones.
  *
  * js2p chatters on stdout with console.log: everything but this driver's own
  * events is sent to stderr. Exceptions that js2p catches itself (it then drops
@@ -234,6 +245,29 @@ const MESH_OPS = {
     },
 };
 
+/**
+ * js2p handles a socket error by closing the connection, and a close by
+ * dropping the routing-table entry, both without a word: report them. Wraps
+ * the socket's connection class (MeshConnection, or ChordConnection for chord).
+ */
+function traceConnections(sock) {
+    const Base = sock.conn_type;
+    sock.conn_type = class TracedConnection extends Base {
+        onError(err) {
+            if (err) emit({ event: 'error', source: 'connection', peer: ident(this.id), error: describe(err) });
+            return super.onError(err);
+        }
+
+        onClose() {
+            if (!this.traceClosed) {
+                this.traceClosed = true;
+                emit({ event: 'closed', peer: ident(this.id), addr: toJson(this.addr), outgoing: this.outgoing });
+            }
+            return super.onClose();
+        }
+    };
+}
+
 // --- main --------------------------------------------------------------------
 async function main() {
     const { positional, options } = parseArgs(process.argv.slice(2));
@@ -260,6 +294,7 @@ async function main() {
         for (const err of errors) emit({ event: 'error', source: 'js2p', error: describe(err) });
         return Array.prototype.push.apply(this, errors);
     };
+    traceConnections(sock);
     const ctx = { sock, received: [] };
     sock.on('message', () => {
         for (let m = sock.recv(); m !== undefined; m = sock.recv()) {
