@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole rs2p test suite on a fresh machine: installs what the tests
-# need (a Python venv with the real py2p 0.7.878 from PyPI, iproute2), then
-# runs every test (unit, integration, interop, doctests).
+# need (a Python venv with the real py2p 0.7.878 from PyPI, the real js2p
+# 0.7.870 from npm, iproute2), then runs every test (unit, integration,
+# interop, doctests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,28 @@ assert md.version("py2p") == "0.7.878", md.version("py2p")
 assert 0x20 in py2p.messages.compression, "py2p loaded without snappy"
 PY
 export RS2P_PYTHON="$VENV/bin/python"
+
+# --- Node with js2p 0.7.870 (pinned by tests/js2p/package-lock.json) -------
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "test.sh: no node/npm found; installing Debian's" >&2
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+JS2P_DIR=$PWD/tests/js2p
+if [ ! -d "$JS2P_DIR/node_modules/js2p" ]; then
+    (cd "$JS2P_DIR" && npm ci --no-audit --no-fund)
+fi
+# js2p prints chatter on load; only the exit status matters here.
+if ! JS2P_CHECK=$(cd "$JS2P_DIR" && node -e "
+    require('js2p');
+    const v = require('js2p/package.json').version;
+    if (v !== '0.7.870') { console.error('js2p ' + v + ' installed, 0.7.870 wanted'); process.exit(1); }
+" 2>&1); then
+    echo "$JS2P_CHECK" >&2
+    echo "test.sh: js2p 0.7.870 does not load from $JS2P_DIR" \
+        "(try: rm -rf tests/js2p/node_modules && (cd tests/js2p && npm ci))" >&2
+    exit 1
+fi
+export RS2P_JS2P_DIR="$JS2P_DIR"
 
 # --- iproute2: the partition test builds its own network namespaces ---------
 if ! command -v ip >/dev/null 2>&1; then
