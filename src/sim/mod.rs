@@ -14,6 +14,8 @@
 //! - [`config`]: what one run is made of.
 //! - [`world`]: the simulation itself.
 //! - [`report`]: what it measured.
+//! - [`graph`]: connectivity of a mesh's shape, for the reports, `rs2p demo`
+//!   and the tests.
 //!
 //! # Examples
 //! ```
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod config;
+pub mod graph;
 pub mod link;
 pub mod queue;
 pub mod report;
