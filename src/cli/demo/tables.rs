@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use rs2p::sim::graph::Graph;
 use rs2p::PeerId;
 
 use super::{Demo, FORM_TIMEOUT, QUIET};
 
-/// Who is connected to whom, by node index, as the routing tables say.
+/// Who is connected to whom, by node index, as the routing tables say:
+/// what each live node lists, which can disagree while the mesh changes.
+/// Whether they connect everyone is a question for [`Graph`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Topology {
     /// For each node, the nodes in its routing table.
@@ -26,6 +29,7 @@ impl Topology {
             .collect()
     }
 
+    /// `a` lists `b` or `b` lists `a`.
     pub(super) fn linked(&self, a: usize, b: usize) -> bool {
         self.adj.get(&a).is_some_and(|p| p.contains(&b))
             || self.adj.get(&b).is_some_and(|p| p.contains(&a))
@@ -40,23 +44,13 @@ impl Topology {
         })
     }
 
-    /// Every node reaches every other.
+    /// Every live node reaches every other, over the links either end
+    /// knows of.
     pub(super) fn connected(&self) -> bool {
-        let Some(&start) = self.adj.keys().next() else {
-            return true;
-        };
-        let mut seen = BTreeSet::from([start]);
-        let mut todo = vec![start];
-        while let Some(n) = todo.pop() {
-            for &m in self.adj.get(&n).into_iter().flatten() {
-                if self.adj.contains_key(&m) && seen.insert(m) {
-                    todo.push(m);
-                }
-            }
-        }
-        seen.len() == self.adj.len()
+        Graph::new(self.adj.keys().copied(), self.links()).is_connected()
     }
 
+    /// The tables agree and connect every live node.
     pub(super) fn settled(&self) -> bool {
         self.symmetric() && self.connected()
     }
@@ -172,5 +166,21 @@ mod tests {
         t.adj.get_mut(&2).unwrap().remove(&1);
         assert!(!t.symmetric());
         assert_eq!(topology(&[(1, 0), (0, 1)], 2).links().len(), 1);
+    }
+
+    #[test]
+    fn a_link_counts_if_either_end_lists_it() {
+        // n1 lists n0, n0 does not list n1 (yet).
+        let mut t = topology(&[(0, 1)], 2);
+        t.adj.get_mut(&0).unwrap().remove(&1);
+        assert!(t.connected());
+        assert!(t.linked(0, 1));
+        assert!(!t.settled());
+        // n0 still lists n2, which is closed (not in the tables).
+        let mut t = topology(&[(0, 1)], 2);
+        t.adj.get_mut(&0).unwrap().insert(2);
+        assert!(t.connected());
+        assert_eq!(t.links().len(), 2);
+        assert!(!t.settled());
     }
 }
