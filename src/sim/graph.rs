@@ -8,6 +8,10 @@
 //! the caller decides). An edge with an end outside the nodes is left out,
 //! so restricting a graph to some of its nodes is passing fewer nodes.
 //!
+//! The simulator's [`Topology`](super::Topology) counts its components with
+//! it; `rs2p demo` and the integration tests ask it whether routing tables
+//! connect their nodes.
+//!
 //! # Examples
 //! ```
 //! use rs2p::sim::graph::Graph;
