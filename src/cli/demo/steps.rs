@@ -298,7 +298,8 @@ impl Demo {
     }
 }
 
-pub(super) fn describe_kinds(kinds: &[MessageKind]) -> String {
+/// What the target got of the reply, in words.
+fn describe_kinds(kinds: &[MessageKind]) -> String {
     match kinds {
         [] => "no reply".into(),
         [MessageKind::Whisper] => "a whisper".into(),

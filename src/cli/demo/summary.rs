@@ -190,7 +190,8 @@ impl Demo {
     }
 }
 
-pub(super) fn percentile(sorted: &[Duration], pct: usize) -> Option<Duration> {
+/// The `pct` percentile of sorted durations, nearest rank below.
+fn percentile(sorted: &[Duration], pct: usize) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }
@@ -198,15 +199,18 @@ pub(super) fn percentile(sorted: &[Duration], pct: usize) -> Option<Duration> {
     sorted.get(rank).copied()
 }
 
+/// A duration in milliseconds, one decimal.
 pub(super) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-pub(super) fn secs(d: Duration) -> String {
+/// A duration in seconds, two decimals.
+fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
-pub(super) fn encode_hex_short(id: &MessageId) -> String {
+/// The first 4 bytes of a message id, in hex.
+fn encode_hex_short(id: &MessageId) -> String {
     id.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
