@@ -114,29 +114,10 @@ async fn tables(nodes: &[MeshSocket], members: &[usize]) -> HashMap<usize, BTree
 /// Whether `members` form one connected graph, counting a link when
 /// either end lists the other (links to non-members are ignored).
 fn members_connected(tables: &HashMap<usize, BTreeSet<usize>>, members: &[usize]) -> bool {
-    let set: HashSet<usize> = members.iter().copied().collect();
-    let mut adj: HashMap<usize, Vec<usize>> = HashMap::new();
-    for &u in members {
-        for &v in &tables[&u] {
-            if set.contains(&v) {
-                adj.entry(u).or_default().push(v);
-                adj.entry(v).or_default().push(u);
-            }
-        }
-    }
-    let Some(&start) = members.first() else {
-        return true;
-    };
-    let mut seen = HashSet::from([start]);
-    let mut stack = vec![start];
-    while let Some(u) = stack.pop() {
-        for &v in adj.get(&u).map(Vec::as_slice).unwrap_or(&[]) {
-            if seen.insert(v) {
-                stack.push(v);
-            }
-        }
-    }
-    seen.len() == members.len()
+    let links = members
+        .iter()
+        .flat_map(|&u| tables[&u].iter().map(move |&v| (u, v)));
+    rs2p::sim::graph::Graph::new(members.iter().copied(), links).is_connected()
 }
 
 fn describe(tables: &HashMap<usize, BTreeSet<usize>>) -> String {

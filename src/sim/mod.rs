@@ -15,6 +15,8 @@
 //! - [`report`]: what it measured.
 //! - [`rig`]: state machines wired in memory and stepped by hand, for
 //!   tests, benchmarks and fuzzers.
+//! - [`graph`]: connectivity of a mesh's shape, for the reports, `rs2p demo`
+//!   and the tests.
 //!
 //! # Examples
 //! ```
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod config;
+pub mod graph;
 pub mod link;
 pub mod queue;
 pub mod report;

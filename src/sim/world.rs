@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::config::SimConfig;
+use super::graph::Graph;
 use super::link::LinkState;
 use super::queue::{EventQueue, Micros};
 use super::report::{BroadcastStats, SimReport, Summary, Topology, Traffic};
@@ -616,26 +617,21 @@ impl Simulation {
     }
 
     /// The shape of the mesh now, from every live node's routing table.
+    /// Components are counted over the links between live nodes that
+    /// either end lists.
     pub fn topology(&self) -> Topology {
-        let n = self.nodes.len();
-        let mut parent: Vec<u32> = (0..n as u32).collect();
-        fn find(parent: &mut [u32], mut x: u32) -> u32 {
-            while parent[x as usize] != x {
-                parent[x as usize] = parent[parent[x as usize] as usize];
-                x = parent[x as usize];
-            }
-            x
-        }
         let mut t = Topology {
             min_outgoing: usize::MAX,
             ..Topology::default()
         };
-        let mut tables: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut tables: Vec<Vec<u32>> = vec![Vec::new(); self.nodes.len()];
+        let (mut live, mut links) = (Vec::new(), Vec::new());
         for (i, node) in self.nodes.iter().enumerate() {
             if !node.alive {
                 continue;
             }
             t.alive += 1;
+            live.push(i);
             let peers = node.state.peers();
             let outgoing = peers.iter().filter(|p| p.outgoing).count();
             t.max_outgoing = t.max_outgoing.max(outgoing);
@@ -647,29 +643,21 @@ impl Simulation {
                 .iter()
                 .filter_map(|p| self.index_of_id.get(&p.id).copied())
                 .collect();
+            links.extend(tables[i].iter().map(|&j| (i, j as usize)));
         }
         for (i, table) in tables.iter().enumerate() {
             for &j in table {
                 if !self.nodes[j as usize].alive || !tables[j as usize].contains(&(i as u32)) {
                     t.asymmetric += 1;
                 }
-                let (a, b) = (find(&mut parent, i as u32), find(&mut parent, j));
-                if a != b {
-                    parent[a as usize] = b;
-                }
-            }
-        }
-        let mut sizes: HashMap<u32, usize> = HashMap::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.alive {
-                *sizes.entry(find(&mut parent, i as u32)).or_default() += 1;
             }
         }
         if t.alive == 0 {
             t.min_outgoing = 0;
         }
-        t.components = sizes.len();
-        t.largest_component = sizes.values().copied().max().unwrap_or(0);
+        let components = Graph::new(live, links).components();
+        t.components = components.len();
+        t.largest_component = components.iter().map(Vec::len).max().unwrap_or(0);
         t
     }
 

@@ -148,31 +148,19 @@ pub async fn wait_topology(nodes: &[MeshSocket], edges: &[(usize, usize)]) {
     }
 }
 
-/// Neighbour sets of an undirected graph.
+/// Neighbour sets of an undirected graph on nodes `0..n`.
 pub fn adjacency(n: usize, edges: &[(usize, usize)]) -> Vec<BTreeSet<usize>> {
-    let mut adj = vec![BTreeSet::new(); n];
-    for &(u, v) in edges {
-        adj[u].insert(v);
-        adj[v].insert(u);
-    }
-    adj
+    assert!(
+        edges.iter().all(|&(u, v)| u != v && u < n && v < n),
+        "not a simple graph on {n} nodes: {edges:?}"
+    );
+    let graph = rs2p::sim::graph::Graph::new(0..n, edges.iter().copied());
+    (0..n).map(|i| graph.neighbours(i).collect()).collect()
 }
 
-/// Whether an undirected graph is connected.
+/// Whether an undirected graph on nodes `0..n` is connected.
 pub fn is_connected(n: usize, edges: &[(usize, usize)]) -> bool {
-    let adj = adjacency(n, edges);
-    let mut seen = vec![false; n];
-    let mut stack = vec![0];
-    seen[0] = true;
-    while let Some(u) = stack.pop() {
-        for &v in &adj[u] {
-            if !seen[v] {
-                seen[v] = true;
-                stack.push(v);
-            }
-        }
-    }
-    seen.into_iter().all(|s| s)
+    rs2p::sim::graph::Graph::new(0..n, edges.iter().copied()).is_connected()
 }
 
 /// The next queued message, within `within`.

@@ -513,19 +513,8 @@ impl Drop for NodeProc {
 
 /// Whether the undirected graph on `n` vertices is connected (true for 0).
 pub fn connected(n: usize, adj: &HashMap<usize, Vec<usize>>) -> bool {
-    if n == 0 {
-        return true;
-    }
-    let mut seen = vec![false; n];
-    let mut stack = vec![0];
-    seen[0] = true;
-    while let Some(u) = stack.pop() {
-        for &v in adj.get(&u).map(Vec::as_slice).unwrap_or(&[]) {
-            if v < n && !seen[v] {
-                seen[v] = true;
-                stack.push(v);
-            }
-        }
-    }
-    seen.into_iter().all(|s| s)
+    let edges = adj
+        .iter()
+        .flat_map(|(&u, vs)| vs.iter().map(move |&v| (u, v)));
+    rs2p::sim::graph::Graph::new(0..n, edges).is_connected()
 }
