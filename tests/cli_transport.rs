@@ -2,7 +2,7 @@
 //! compatibility mode and over ssl in verified mode (certificate files made
 //! here), and the option errors.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::certs::TestCa;
 use serde_json::{json, Value};
+use support::certs::TestCa;
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -281,7 +281,7 @@ fn run_briefly(args: &[&str]) -> (ExitStatus, String) {
 #[test]
 fn transport_option_errors() {
     let dir = PemDir::new("option-errors");
-    let cert = common::certs::self_signed("n");
+    let cert = support::certs::self_signed("n");
     let c = dir.write("n.pem", &cert.cert_pem);
     let k = dir.write("n.key", &cert.key_pem);
     let base = ["node", "--bind", "127.0.0.1:0", "--linger", "0"];

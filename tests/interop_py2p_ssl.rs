@@ -3,22 +3,23 @@
 //! verification by the dialler), each py2p node in its own process, rs2p
 //! in compatibility mode.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::mesh::{next, rs_node, text_of, wait_peer, WAIT};
-use common::py2p::Py2pNode;
 use rs2p::protocol::Protocol;
 use rs2p::{packets, Error, MessageKind, Packet};
 use serde_json::json;
+use support::mesh::{next, rs_node, wait_peer};
+use support::process::{text_of, NodeProcess};
+use support::wait::WAIT;
 
-fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> Py2pNode {
-    Py2pNode::start_on(name, subnet, "SSL", None, max_outgoing)
+fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> NodeProcess {
+    NodeProcess::py2p_on(name, subnet, "SSL", None, max_outgoing)
 }
 
 /// Waits (bounded) until py2p node `p`'s routing table holds `n` peers.
-async fn wait_py2p_peers(p: &mut Py2pNode, n: usize) {
+async fn wait_py2p_peers(p: &mut NodeProcess, n: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let peers = p.peers();
@@ -49,10 +50,10 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     assert_eq!(got.to_string(), p1.id);
     // … py2p dials rs2p (py2p is the TLS client) …
     p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
+    wait_peer(&r1, &p2.peer_id(), "P2 at R1").await;
     let got = r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
     assert_eq!(got.to_string(), p2.id);
-    wait_peer(&r2, &p2.id).await;
+    wait_peer(&r2, &p2.peer_id(), "P2 at R2").await;
     wait_py2p_peers(&mut p2, 2).await;
     assert_eq!(p1.peers(), vec![r1.id().to_string()]);
 
@@ -62,7 +63,7 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     // read corrupts the TLS stream (bad record MAC, bad length), between
     // two py2p nodes just as well. mesh_peer.py serializes the two with a
     // lock; pacing keeps py2p's own send path out of the way as well.
-    p1.send(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
+    p1.broadcast(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
     for (node, name) in [(&r1, "R1"), (&r2, "R2")] {
         let m = next(node, &format!("from-P1 at {name}")).await;
         assert_eq!(m.packets()[0].as_str(), Some("from-P1"));
@@ -71,16 +72,16 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
         assert_eq!(m.sender().to_string(), p1.id);
         assert_eq!(m.kind(), MessageKind::Broadcast);
     }
-    let m = p2.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-P1");
+    let m = p2.wait_message("from-P1");
     assert_eq!(m["sender"], p1.id);
 
-    p2.send(json!(["from-P2"]));
+    p2.broadcast(json!(["from-P2"]));
     for (node, name) in [(&r1, "R1"), (&r2, "R2")] {
         let m = next(node, &format!("from-P2 at {name}")).await;
         assert_eq!(m.packets()[0].as_str(), Some("from-P2"));
         assert_eq!(m.sender().to_string(), p2.id);
     }
-    p1.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-P2");
+    p1.wait_message("from-P2");
 
     r1.send(packets![
         "from-R1",
@@ -93,7 +94,7 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     assert_eq!(m.packets()[0].as_str(), Some("from-R1"));
     assert_eq!(m.sender(), r1.id());
     for node in [&mut p1, &mut p2] {
-        let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-R1");
+        let m = node.wait_message("from-R1");
         assert_eq!(m["packets"][1], json!({"$bin": "0102"}));
         assert_eq!(m["packets"][2], json!(1u64 << 40));
     }
@@ -109,7 +110,7 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     assert_eq!(m.packets()[0].as_str(), Some("from-R2"));
     assert_eq!(m.packets()[1].as_str(), Some(big.as_str()));
     for node in [&mut p1, &mut p2] {
-        let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-R2");
+        let m = node.wait_message("from-R2");
         assert_eq!(m["packets"][1].as_str(), Some(big.as_str()));
         assert_eq!(m["kind"], "broadcast");
     }
@@ -138,16 +139,14 @@ async fn ssl_reply_both_ways() {
     let r2 = rs_node("mesh", "SSL", 0).await;
     r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
     p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
+    wait_peer(&r1, &p2.peer_id(), "P2 at R1").await;
     r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
     wait_py2p_peers(&mut p2, 2).await;
 
     // py2p replies to an rs2p broadcast.
     r1.send(packets!["question"]).await.unwrap();
-    let q = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "question"
-    });
-    p1.command(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
+    let q = p1.wait_message("question");
+    p1.op(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
     // R2 gets the broadcast too.
     let at_r2 = next(&r2, "question at R2").await;
     assert_eq!(at_r2.packets()[0].as_str(), Some("question"));
@@ -157,12 +156,10 @@ async fn ssl_reply_both_ways() {
     assert_eq!(m.sender().to_string(), p1.id);
 
     // rs2p replies directly to a py2p broadcast.
-    p1.send(json!(["hello from P1"]));
+    p1.broadcast(json!(["hello from P1"]));
     let m = next(&r1, "P1 broadcast at R1").await;
     m.reply(packets!["direct reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "direct reply"
-    });
+    let r = p1.wait_message("direct reply");
     assert_eq!(r["kind"], "whisper");
     assert_eq!(r["sender"], r1.id().to_string());
 
@@ -172,9 +169,7 @@ async fn ssl_reply_both_ways() {
     let m = next(&r2, "P1 broadcast at R2").await;
     assert_eq!(m.packets()[0].as_str(), Some("hello from P1"));
     m.reply(packets!["routed reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "routed reply"
-    });
+    let r = p1.wait_message("routed reply");
     assert_eq!(r["kind"], "whisper");
     assert_eq!(r["sender"], r2.id().to_string());
 
@@ -198,7 +193,7 @@ async fn ssl_burst_into_py2p_arrives_whole() {
     }
     let mut seen = [false; N];
     for _ in 0..N {
-        let m = p.wait_for(WAIT, |v| {
+        let m = p.wait_for("a burst message", |v| {
             v["event"] == "message" && text_of(v).starts_with("burst-")
         });
         let i: usize = text_of(&m)["burst-".len()..].parse().unwrap();

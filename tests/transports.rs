@@ -3,16 +3,16 @@
 //! members and refusing strangers; and transports confused with each other
 //! failing cleanly while the listener keeps serving.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::certs::{self_signed, NodeCert, TestCa};
 use rs2p::protocol::Protocol;
 use rs2p::transport::{Tls, TlsOptions, Transport, WebSocket};
 use rs2p::{packets, Error, Event, MeshSocket, Message, MessageKind, PeerId};
+use support::certs::{self_signed, NodeCert, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
