@@ -10,8 +10,9 @@ use std::time::Duration;
 use rs2p::protocol::Protocol;
 use rs2p::{packets, Error, MessageKind, Packet};
 use serde_json::json;
-use support::mesh::{next, rs_node, wait_peer};
+use support::mesh::{next, rs_node};
 use support::process::{text_of, NodeProcess};
+use support::py2p::{assert_no_more_anywhere, mixed_line, MixedLine};
 use support::wait::WAIT;
 
 fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> NodeProcess {
@@ -41,19 +42,14 @@ async fn wait_py2p_peers(p: &mut NodeProcess, n: usize) {
 /// through py2p and rs2p relays alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_mixed_line_delivers_every_broadcast_once() {
-    let mut p1 = py2p("P1", "mesh", Some(0));
-    let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", "SSL", 0).await;
-    let r2 = rs_node("mesh", "SSL", 0).await;
-    // rs2p dials py2p (rs2p is the TLS client) …
-    let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    assert_eq!(got.to_string(), p1.id);
-    // … py2p dials rs2p (py2p is the TLS client) …
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.peer_id(), "P2 at R1").await;
-    let got = r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
-    assert_eq!(got.to_string(), p2.id);
-    wait_peer(&r2, &p2.peer_id(), "P2 at R2").await;
+    // rs2p dials py2p (R1 → P1: rs2p is the TLS client), py2p dials rs2p
+    // (P2 → R1: py2p is the TLS client).
+    let MixedLine {
+        mut p1,
+        mut p2,
+        r1,
+        r2,
+    } = mixed_line("SSL").await;
     wait_py2p_peers(&mut p2, 2).await;
     assert_eq!(p1.peers(), vec![r1.id().to_string()]);
 
@@ -116,14 +112,8 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     }
 
     // Nothing arrives twice (a bounded check of absence).
-    for node in [&r1, &r2] {
-        let extra = tokio::time::timeout(Duration::from_millis(500), node.next_message()).await;
-        assert!(extra.is_err(), "duplicate at an rs2p node: {extra:?}");
-    }
-    for node in [&mut p1, &mut p2] {
-        let extra = node.messages_within(Duration::from_millis(500));
-        assert!(extra.is_empty(), "{} got duplicates: {extra:?}", node.name);
-    }
+    let window = Duration::from_millis(500);
+    assert_no_more_anywhere(&[&r1, &r2], &mut [&mut p1, &mut p2], window).await;
     r1.close().await;
     r2.close().await;
 }
@@ -133,14 +123,12 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_reply_both_ways() {
     // P1 – R1 – P2 – R2 again.
-    let mut p1 = py2p("P1", "mesh", Some(0));
-    let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", "SSL", 0).await;
-    let r2 = rs_node("mesh", "SSL", 0).await;
-    r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.peer_id(), "P2 at R1").await;
-    r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
+    let MixedLine {
+        mut p1,
+        mut p2,
+        r1,
+        r2,
+    } = mixed_line("SSL").await;
     wait_py2p_peers(&mut p2, 2).await;
 
     // py2p replies to an rs2p broadcast.

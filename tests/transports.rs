@@ -13,7 +13,9 @@ use rs2p::protocol::Protocol;
 use rs2p::transport::{Tls, TlsOptions, Transport, WebSocket};
 use rs2p::{packets, Error, Event, MeshSocket, MessageKind};
 use support::certs::{self_signed, NodeCert, TestCa};
-use support::mesh::{has_peer, next, rs_node, rs_node_tls, text, wait_peer, wait_peer_count};
+use support::mesh::{
+    assert_no_more, has_peer, next, rs_node, rs_node_tls, text, wait_peer, wait_peer_count,
+};
 use support::wait::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -65,11 +67,8 @@ async fn propagation_through_five(encryption: &str) {
     }
     // Nothing more arrives: no duplicates (a bounded check of absence).
     for (i, n) in nodes.iter().enumerate() {
-        let extra = tokio::time::timeout(Duration::from_millis(300), n.next_message()).await;
-        assert!(
-            extra.is_err(),
-            "{encryption}: node {i} got a duplicate: {extra:?}"
-        );
+        let what = format!("{encryption}: node {i} got a duplicate");
+        assert_no_more(n, Duration::from_millis(300), &what).await;
     }
     for n in &nodes {
         n.close().await;

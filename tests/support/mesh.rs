@@ -291,6 +291,13 @@ pub async fn collect_n(node: &MeshSocket, count: usize, within: Duration) -> Vec
     .await
 }
 
+/// Asserts that no further message arrives at `node` within `window` (a
+/// bounded check of absence: late duplicates would show here).
+pub async fn assert_no_more(node: &MeshSocket, window: Duration, what: &str) {
+    let extra = timeout(window, node.next_message()).await;
+    assert!(extra.is_err(), "{what}: {extra:?}");
+}
+
 /// Everything queued right now (non-blocking).
 pub fn drain_now(node: &MeshSocket) -> Vec<Message> {
     let mut v = Vec::new();

@@ -412,6 +412,14 @@ impl NodeProcess {
         out
     }
 
+    /// Asserts that no message event arrives, beyond those already
+    /// taken, within `window` (a bounded check of absence: late duplicates
+    /// would show here).
+    pub fn assert_no_more_messages(&mut self, window: Duration) {
+        let extra = self.messages_within(window);
+        assert!(extra.is_empty(), "{} got duplicates: {extra:?}", self.name);
+    }
+
     /// Every line read so far, taken or not.
     pub fn lines(&self) -> &[Line] {
         &self.lines
