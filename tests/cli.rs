@@ -166,8 +166,7 @@ fn refused_connect_keeps_the_node_running() {
     node.op(json!({"op": "peers"}));
     let peers = node.wait_for("peers", |v| v["event"] == "peers");
     assert_eq!(peers["peers"], json!([]));
-    node.op(json!({"op": "quit"}));
-    assert!(node.wait_exit().success());
+    node.quit();
 }
 
 #[test]
@@ -248,8 +247,7 @@ fn send_without_a_peer_fails_clearly() {
     assert!(err.contains(&format!("cannot join {a_addr}")), "{err}");
     assert!(err.contains("this node's subnet \"mesh\" has id "), "{err}");
     assert!(err.contains("the peer's id is "), "{err}");
-    a.op(json!({"op": "quit"}));
-    assert!(a.wait_exit().success());
+    a.quit();
 }
 
 #[test]
@@ -303,8 +301,7 @@ fn peers_lists_a_nodes_peers() {
     );
 
     for node in [&mut a, &mut b, &mut c] {
-        node.op(json!({"op": "quit"}));
-        assert!(node.wait_exit().success());
+        node.quit();
     }
 }
 
@@ -322,6 +319,5 @@ fn ctrl_c_closes_connections_cleanly() {
     assert!(status.success(), "B exited with {status}");
     // A sees B leave at once (a closed connection, not a timeout).
     a.wait_for("B left A's table", |v| is_event(v, "peer_left", &b_id));
-    a.op(json!({"op": "quit"}));
-    assert!(a.wait_exit().success());
+    a.quit();
 }
