@@ -28,58 +28,31 @@
 //! pure state machine, a race this test's join phase used to hit (a node
 //! dialling one peer twice lost it): a regression test.
 
+mod support;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rs2p::protocol::mesh::{MeshConfig, MeshState};
 use rs2p::protocol::MessageId;
+use rs2p::protocol::Rng;
 use rs2p::sim::rig::{rig_addr, Rig};
 use rs2p::{packets, MeshSocket, Message, MessageKind, PeerId};
+use support::mesh::sample;
+use support::wait::WAIT;
 use tokio::time::{sleep, timeout, Instant};
 
 const NODES: usize = 20;
 const KILL: usize = 6;
 /// Each seed runs twice: random victims, then hub victims.
 const SEEDS: [u64; 3] = [0xC4A2_2024_0BAD_F00D, 0x5EED_0002, 0x5EED_0003];
-/// Bound for anything that should happen quickly on loopback.
-const WAIT: Duration = Duration::from_secs(15);
 /// Bound for the mesh to settle or heal.
 const CONVERGE: Duration = Duration::from_secs(60);
 /// Polling interval for conditions without an event of their own.
 const POLL: Duration = Duration::from_millis(50);
 /// Peer discovery has settled once no routing table changed for this long.
 const STABLE: Duration = Duration::from_millis(500);
-
-/// SplitMix64: small, deterministic, and written out here so the choice of
-/// topology and victims is reproducible from the seed alone.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// In `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// `k` distinct values of `0..n` (partial Fisher–Yates).
-    fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
-        let mut v: Vec<usize> = (0..n).collect();
-        for i in 0..k {
-            let j = i + self.below(n - i);
-            v.swap(i, j);
-        }
-        v.truncate(k);
-        v
-    }
-}
 
 fn seed_override() -> Option<u64> {
     let s = std::env::var("RS2P_CHURN_SEED").ok()?;
@@ -228,7 +201,7 @@ enum Victims {
 async fn scenario(seed: u64, victims: Victims) -> Outcome {
     let started = Instant::now();
     eprintln!("== churn seed {seed:#x}, victims {victims:?}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Every node's events, for diagnostics.
     let journal: Arc<Mutex<Vec<String>>> = Default::default();
 
@@ -251,7 +224,7 @@ async fn scenario(seed: u64, victims: Victims) -> Outcome {
             });
         }
         if i > 0 {
-            let parent = rng.below(i);
+            let parent = rng.below(i as u64) as usize;
             let id = timeout(
                 WAIT,
                 node.connect("127.0.0.1", nodes[parent].addr().port(), None),
@@ -296,17 +269,17 @@ async fn scenario(seed: u64, victims: Victims) -> Outcome {
     );
     let mut inboxes: HashMap<usize, Vec<Message>> = HashMap::new();
     let mut expected: HashMap<MessageId, (usize, Vec<usize>)> = HashMap::new();
-    let before_senders = rng.sample(NODES, 3);
+    let before_senders = sample(&mut rng, NODES, 3);
     for (id, s) in round(&nodes, &all, &before_senders, "before", 0, &mut inboxes).await {
         expected.insert(id, (s, all.clone()));
     }
 
     // ---- 2. 30% die -----------------------------------------------------
     let mut killed = match victims {
-        Victims::Random => rng.sample(NODES, KILL),
+        Victims::Random => sample(&mut rng, NODES, KILL),
         Victims::Hubs => {
             let t = tables(&nodes, &all).await;
-            let mut order = rng.sample(NODES, NODES);
+            let mut order = sample(&mut rng, NODES, NODES);
             order.sort_by_key(|i| std::cmp::Reverse(t[i].len()));
             order.truncate(KILL);
             order
@@ -353,8 +326,7 @@ async fn scenario(seed: u64, victims: Victims) -> Outcome {
 
     // ---- 4. broadcasts reach every survivor exactly once --------------------
     for r in 1..=3u64 {
-        let senders: Vec<usize> = rng
-            .sample(survivors.len(), 4)
+        let senders: Vec<usize> = sample(&mut rng, survivors.len(), 4)
             .into_iter()
             .map(|k| survivors[k])
             .collect();

@@ -2,130 +2,13 @@
 //! compatibility mode and over ssl in verified mode (certificate files made
 //! here), and the option errors.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::certs::TestCa;
-use serde_json::{json, Value};
-
-/// Bound on every wait.
-const WAIT: Duration = Duration::from_secs(20);
-
-/// One `rs2p node --json` child; killed when dropped (its output printed
-/// if the test is failing).
-struct Node {
-    name: &'static str,
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<Value>,
-    seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
-    id: String,
-    addr: String,
-}
-
-impl Node {
-    fn spawn(name: &'static str, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rs2p"))
-            .args(["node", "--json", "--bind", "127.0.0.1:0", "-vv"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rs2p");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v = serde_json::from_str(&line).unwrap_or_else(|_| json!({"line": line}));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let stdin = child.stdin.take().expect("stdin");
-        let mut node = Node {
-            name,
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            stderr,
-            id: String::new(),
-            addr: String::new(),
-        };
-        let ready = node.wait_for("ready", |v| v["event"] == "ready");
-        node.id = ready["id"].as_str().expect("id").to_owned();
-        node.addr = ready["addr"].as_str().expect("addr").to_owned();
-        node
-    }
-
-    fn op(&mut self, op: Value) {
-        writeln!(self.stdin, "{op}").expect("write to rs2p");
-        self.stdin.flush().expect("flush");
-    }
-
-    fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| matches(v)) {
-            return v.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if matches(&v) {
-                        return v;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("{}: no {what} in time", self.name),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("{}: stdout closed before {what}", self.name)
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            thread::sleep(Duration::from_millis(100));
-            eprintln!("===== {} ({}) stdout =====", self.name, self.id);
-            for line in &self.seen {
-                eprintln!("{line}");
-            }
-            eprintln!("===== {} stderr =====", self.name);
-            eprintln!("{}", self.stderr.lock().unwrap_or_else(|e| e.into_inner()));
-        }
-    }
-}
+use serde_json::json;
+use support::certs::TestCa;
+use support::process::{rs2p_run, NodeProcess};
 
 /// A folder of PEM files for one test, removed afterwards.
 struct PemDir(PathBuf);
@@ -156,14 +39,14 @@ impl Drop for PemDir {
 
 #[test]
 fn wss_nodes_meet_and_broadcast() {
-    let mut a = Node::spawn("A", &["--transport", "wss"]);
+    let mut a = NodeProcess::rs2p("A", &["--transport", "wss"]);
     let a_addr = a.addr.clone();
-    let mut b = Node::spawn("B", &["--transport", "wss", "--connect", &a_addr]);
+    let mut b = NodeProcess::rs2p("B", &["--transport", "wss", "--connect", &a_addr]);
     let a_id = a.id.clone();
     b.wait_for("connected to A", |v| {
         v["event"] == "connected" && v["id"] == a_id
     });
-    assert_eq!(b.seen[0]["transport"], "wss");
+    assert_eq!(b.lines()[0].value["transport"], "wss");
     b.op(json!({"op": "broadcast", "packets": ["over wss"]}));
     let m = a.wait_for("B's broadcast", |v| v["event"] == "message");
     assert_eq!(m["packets"], json!(["over wss"]));
@@ -171,26 +54,18 @@ fn wss_nodes_meet_and_broadcast() {
 
 #[test]
 fn one_shot_send_over_ssl() {
-    let mut a = Node::spawn("A", &["--transport", "ssl"]);
+    let mut a = NodeProcess::rs2p("A", &["--transport", "ssl"]);
     let a_addr = a.addr.clone();
-    let out = Command::new(env!("CARGO_BIN_EXE_rs2p"))
-        .args([
-            "send",
-            "--transport",
-            "ssl",
-            "--connect",
-            &a_addr,
-            "hello",
-            "tls",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rs2p send");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = rs2p_run(&[
+        "send",
+        "--transport",
+        "ssl",
+        "--connect",
+        &a_addr,
+        "hello",
+        "tls",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
     let m = a.wait_for("the one-shot broadcast", |v| v["event"] == "message");
     assert_eq!(m["packets"], json!(["hello", "tls"]));
 }
@@ -225,13 +100,13 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
         ]
     };
     let a_tls = tls(0);
-    let mut a = Node::spawn("A", &refs(&a_tls));
+    let mut a = NodeProcess::rs2p("A", &refs(&a_tls));
     let a_addr = a.addr.clone();
     let a_id = a.id.clone();
 
     let mut b_tls = tls(1);
     b_tls.extend(["--connect".to_owned(), a_addr.clone()]);
-    let mut b = Node::spawn("B", &refs(&b_tls));
+    let mut b = NodeProcess::rs2p("B", &refs(&b_tls));
     b.wait_for("B joins A", |v| {
         v["event"] == "connected" && v["id"] == a_id
     });
@@ -239,7 +114,7 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
     // The stranger's certificate is signed by another CA: A refuses it.
     let mut s_tls = tls(2);
     s_tls.extend(["--connect".to_owned(), a_addr.clone()]);
-    let mut s = Node::spawn("S", &refs(&s_tls));
+    let mut s = NodeProcess::rs2p("S", &refs(&s_tls));
     let error = s.wait_for("the refusal", |v| v["event"] == "error");
     assert!(
         error["error"].as_str().unwrap().contains(&a_addr),
@@ -254,7 +129,7 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
     assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1), "{peers}");
     assert!(peers.to_string().contains(&b.id), "{peers}");
     // A logged the refusal with the stranger's address.
-    let logs = a.stderr.lock().unwrap().clone();
+    let logs = a.stderr();
     assert!(logs.contains("TLS handshake failed"), "{logs}");
     assert!(dir.path().exists());
 }
@@ -263,31 +138,17 @@ fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Runs `rs2p` with stdin closed and returns its exit status and stderr.
-fn run_briefly(args: &[&str]) -> (ExitStatus, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rs2p"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run rs2p");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn transport_option_errors() {
     let dir = PemDir::new("option-errors");
-    let cert = common::certs::self_signed("n");
+    let cert = support::certs::self_signed("n");
     let c = dir.write("n.pem", &cert.cert_pem);
     let k = dir.write("n.key", &cert.key_pem);
     let base = ["node", "--bind", "127.0.0.1:0", "--linger", "0"];
     let run = |extra: &[&str]| {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        run_briefly(&args)
+        let out = rs2p_run(&args);
+        (out.status, out.stderr)
     };
 
     let (status, err) = run(&["--transport", "carrier-pigeon"]);

@@ -1,10 +1,12 @@
 //! `rs2p demo` as a newcomer runs it: the built binary, its exit status
 //! and its summary.
 
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
+mod support;
+
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
+
+use support::process::{rs2p_command, run_to_end};
 
 /// The demo must finish well within this, even on a busy 2-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -12,43 +14,13 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// Runs `rs2p demo ARGS` with `PATH` set to `path` if given; kills it
 /// after `LIMIT`. Returns the status, stdout and stderr.
 fn run_demo(args: &[&str], path: Option<&str>) -> (ExitStatus, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rs2p"));
-    command
-        .arg("demo")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = rs2p_command();
+    command.arg("demo").args(args);
     if let Some(path) = path {
         command.env("PATH", path);
     }
-    let mut child = command.spawn().expect("start rs2p demo");
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            let (out, err) = (out.join().unwrap(), err.join().unwrap());
-            panic!("rs2p demo {args:?} ran over {LIMIT:?}\n{out}\n{err}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    (status, out.join().unwrap(), err.join().unwrap())
+    let out = run_to_end(command, None, LIMIT);
+    (out.status, out.stdout, out.stderr)
 }
 
 #[test]

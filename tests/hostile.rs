@@ -2,6 +2,8 @@
 //! that the attacker is disconnected, that memory stays bounded, and that A
 //! and B still exchange broadcasts through M afterwards.
 
+mod support;
+
 use std::time::Duration;
 
 use rs2p::protocol::{
@@ -10,10 +12,10 @@ use rs2p::protocol::{
 };
 use rs2p::{packets, MeshBuilder, MeshSocket, Packet};
 use sha2::{Digest, Sha256};
+use support::mesh::{next_with, wait_no_peer, wait_peer};
+use support::wait::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 struct Trio {
     a: MeshSocket,
@@ -52,20 +54,41 @@ impl Trio {
         self.m.close().await;
         self.b.close().await;
     }
-}
 
-/// The next message carrying `text`, skipping others; bounded.
-async fn next_with(node: &MeshSocket, text: &str) -> rs2p::Message {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let m = node.next_message().await.unwrap();
-            if m.packets().first().and_then(Packet::as_str) == Some(text) {
-                return m;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{text} never arrived"))
+    /// An attacker's connection to M, before any handshake.
+    async fn raw_attacker(&self) -> TcpStream {
+        TcpStream::connect(self.m.addr()).await.unwrap()
+    }
+
+    /// Connects to M and completes a valid handshake as a peer offering
+    /// `compression`; returns once M lists the attacker.
+    async fn attacker(&self, compression: &[Compression]) -> TcpStream {
+        let mut s = self.raw_attacker().await;
+        s.write_all(&handshake(compression)).await.unwrap();
+        wait_peer(
+            &self.m,
+            &attacker_id(),
+            "the attacker's handshake was accepted",
+        )
+        .await;
+        s
+    }
+
+    /// M disconnects the attacker and drops it from its routing table.
+    async fn expels(&self, s: &mut TcpStream, case: &str) {
+        assert_closed_by_peer(s, case).await;
+        self.attacker_gone().await;
+    }
+
+    /// M's routing table no longer lists the attacker.
+    async fn attacker_gone(&self) {
+        wait_no_peer(
+            &self.m,
+            &attacker_id(),
+            "the attacker left the routing table",
+        )
+        .await;
+    }
 }
 
 /// Reads (and discards) until the peer closes; panics if it does not
@@ -116,25 +139,37 @@ fn frame(msg: &InternalMessage) -> Vec<u8> {
         .to_vec()
 }
 
+/// The attacker's valid handshake, offering `compression`, as a frame.
 fn handshake(compression: &[Compression]) -> Vec<u8> {
+    handshake_frame(handshake_packets(compression))
+}
+
+/// The packets of a valid handshake: flag, id, subnet id, address,
+/// compression methods.
+fn handshake_packets(compression: &[Compression]) -> Vec<Packet> {
     let proto = Protocol::default();
     let id = attacker_id();
+    vec![
+        SubFlag::Handshake.as_u8().into(),
+        Packet::bin(id.bytes().clone()),
+        Packet::bin(proto.id().as_bytes().to_vec()),
+        packets!["127.0.0.1", 9].into(),
+        Packet::Array(
+            compression
+                .iter()
+                .map(|c| Packet::from(c.as_u8()))
+                .collect(),
+        ),
+    ]
+}
+
+/// A handshake whisper from the attacker carrying `payload`, as a frame.
+fn handshake_frame(payload: Vec<Packet>) -> Vec<u8> {
     frame(&InternalMessage::new(
         MainFlag::Whisper,
-        id.clone(),
+        attacker_id(),
         now(),
-        vec![
-            SubFlag::Handshake.as_u8().into(),
-            Packet::bin(id.bytes().clone()),
-            Packet::bin(proto.id().as_bytes().to_vec()),
-            packets!["127.0.0.1", 9].into(),
-            Packet::Array(
-                compression
-                    .iter()
-                    .map(|c| Packet::from(c.as_u8()))
-                    .collect(),
-            ),
-        ],
+        payload,
     ))
 }
 
@@ -145,57 +180,17 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Connects to M and completes a valid handshake as a peer.
-async fn handshaken_attacker(t: &Trio, compression: &[Compression]) -> TcpStream {
-    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
-    s.write_all(&handshake(compression)).await.unwrap();
-    let id = attacker_id();
-    tokio::time::timeout(WAIT, async {
-        while !t
-            .m
-            .routing_table()
-            .await
-            .unwrap()
-            .iter()
-            .any(|p| p.id == id)
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the attacker's handshake was accepted");
-    s
-}
-
-async fn assert_not_in_table(t: &Trio) {
-    let id = attacker_id();
-    tokio::time::timeout(WAIT, async {
-        while t
-            .m
-            .routing_table()
-            .await
-            .unwrap()
-            .iter()
-            .any(|p| p.id == id)
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the attacker left the routing table");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes() {
     let t = trio(base()).await;
     // Text where a length prefix belongs: "GET " announces ~1.2 GB.
-    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    let mut s = t.raw_attacker().await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     assert_closed_by_peer(&mut s, "http garbage").await;
     // Random bytes behind a plausible prefix.
-    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    let mut s = t.raw_attacker().await;
     let mut junk = vec![0, 0, 0, 200];
     let mut x = 0x1234_5678_9abc_def0u64;
     for _ in 0..200 {
@@ -214,7 +209,7 @@ async fn garbage_bytes() {
 async fn four_gib_length_prefix() {
     let t = trio(base()).await;
     let before = rss_kib();
-    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    let mut s = t.raw_attacker().await;
     s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
         .await
         .unwrap();
@@ -227,7 +222,7 @@ async fn four_gib_length_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_frame_then_silence() {
     let t = trio(base().stall_timeout(Duration::from_millis(500))).await;
-    let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+    let mut s = t.raw_attacker().await;
     s.write_all(&[0, 0, 3, 232, 1, 2, 3, 4, 5]).await.unwrap();
     assert_closed_by_peer(&mut s, "truncated frame").await;
     t.still_works("truncated").await;
@@ -237,13 +232,12 @@ async fn truncated_frame_then_silence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_checksum() {
     let t = trio(base()).await;
-    let mut s = handshaken_attacker(&t, &[]).await;
+    let mut s = t.attacker(&[]).await;
     let msg = InternalMessage::new(MainFlag::Broadcast, attacker_id(), now(), packets![0, "x"]);
     let mut f = frame(&msg);
     f[10] ^= 0xff; // inside the checksum
     s.write_all(&f).await.unwrap();
-    assert_closed_by_peer(&mut s, "bad checksum").await;
-    assert_not_in_table(&t).await;
+    t.expels(&mut s, "bad checksum").await;
     t.still_works("checksum").await;
     t.close().await;
 }
@@ -251,7 +245,7 @@ async fn bad_checksum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_checksum_over_invalid_msgpack() {
     let t = trio(base()).await;
-    let mut s = handshaken_attacker(&t, &[]).await;
+    let mut s = t.attacker(&[]).await;
     for packed in [
         vec![0xc1u8],
         vec![0x94, 0x00],
@@ -264,8 +258,7 @@ async fn valid_checksum_over_invalid_msgpack() {
         // Only the first reaches M before it closes; the rest may fail to write.
         let _ = s.write_all(&f).await;
     }
-    assert_closed_by_peer(&mut s, "invalid msgpack").await;
-    assert_not_in_table(&t).await;
+    t.expels(&mut s, "invalid msgpack").await;
     t.still_works("msgpack").await;
     t.close().await;
 }
@@ -273,38 +266,25 @@ async fn valid_checksum_over_invalid_msgpack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_with_wrong_field_types() {
     let t = trio(base()).await;
+    // A valid handshake with field `i` replaced by `field`.
+    let with = |i: usize, field: Packet| {
+        let mut payload = handshake_packets(&[]);
+        payload[i] = field;
+        payload
+    };
     let bad_payloads: Vec<Vec<Packet>> = vec![
         // id is an integer
-        vec![
-            5.into(),
-            123.into(),
-            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
-            packets!["127.0.0.1", 9].into(),
-            Packet::Array(vec![]),
-        ],
+        with(1, 123.into()),
         // address is a string
-        vec![
-            5.into(),
-            Packet::bin(attacker_id().bytes().clone()),
-            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
-            "127.0.0.1:9".into(),
-            Packet::Array(vec![]),
-        ],
+        with(3, "127.0.0.1:9".into()),
         // compression list is a map
-        vec![
-            5.into(),
-            Packet::bin(attacker_id().bytes().clone()),
-            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
-            packets!["127.0.0.1", 9].into(),
-            Packet::Map(vec![]),
-        ],
+        with(4, Packet::Map(vec![])),
         // too few packets
-        vec![5.into(), Packet::bin(attacker_id().bytes().clone())],
+        handshake_packets(&[])[..2].to_vec(),
     ];
     for payload in bad_payloads {
-        let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
-        let msg = InternalMessage::new(MainFlag::Whisper, attacker_id(), now(), payload);
-        s.write_all(&frame(&msg)).await.unwrap();
+        let mut s = t.raw_attacker().await;
+        s.write_all(&handshake_frame(payload)).await.unwrap();
         assert_closed_by_peer(&mut s, "bad handshake").await;
     }
     assert!(t.m.routing_table().await.unwrap().len() == 2);
@@ -315,7 +295,7 @@ async fn handshake_with_wrong_field_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decompression_bomb() {
     let t = trio(base()).await;
-    let mut s = handshaken_attacker(&t, &[Compression::Zlib]).await;
+    let mut s = t.attacker(&[Compression::Zlib]).await;
     let before = rss_kib();
     // 64 MiB of zeros inside a valid message, about 64 KiB compressed.
     let msg = InternalMessage::new(
@@ -331,8 +311,7 @@ async fn decompression_bomb() {
     let f = frame_from_body(&bomb, &CodecLimits::default()).unwrap();
     let after_build = rss_kib();
     s.write_all(&f).await.unwrap();
-    assert_closed_by_peer(&mut s, "decompression bomb").await;
-    assert_not_in_table(&t).await;
+    t.expels(&mut s, "decompression bomb").await;
     let grown = rss_kib().saturating_sub(after_build.max(before));
     assert!(
         grown < 48 * 1024,
@@ -350,7 +329,7 @@ async fn decompression_bomb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_of_broadcasts_from_the_future() {
     let t = trio(base()).await;
-    let mut s = handshaken_attacker(&t, &[]).await;
+    let mut s = t.attacker(&[]).await;
     let future = now() + 3600;
     let mut burst = Vec::new();
     for i in 0..1000u32 {
@@ -436,7 +415,7 @@ async fn a_thousand_connections_that_never_handshake() {
 async fn a_peer_that_never_reads() {
     let t = trio(base().send_buffer(2 << 20)).await;
     // The attacker completes a handshake and then never reads a byte.
-    let s = handshaken_attacker(&t, &[]).await;
+    let s = t.attacker(&[]).await;
     let payload = "x".repeat(16 * 1024);
     let count = 2000;
     for i in 0..count {
@@ -457,7 +436,7 @@ async fn a_peer_that_never_reads() {
         snap.slow_peers_dropped >= 1,
         "the stalled peer was not dropped"
     );
-    assert_not_in_table(&t).await;
+    t.attacker_gone().await;
     drop(s);
     t.still_works("reader").await;
     t.close().await;
@@ -466,7 +445,7 @@ async fn a_peer_that_never_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_list_of_100k_entries() {
     let t = trio(base().max_outgoing(4)).await;
-    let mut s = handshaken_attacker(&t, &[]).await;
+    let mut s = t.attacker(&[]).await;
     let entries: Vec<Packet> = (0..100_000u32)
         .map(|i| {
             // Loopback only, and ports nobody listens on.
@@ -499,7 +478,7 @@ async fn large_frames_announced_but_never_sent() {
     let mut conns = Vec::new();
     // Each announces a frame just under the 4 MiB limit and sends 1 KiB of it.
     for _ in 0..60 {
-        let mut s = TcpStream::connect(t.m.addr()).await.unwrap();
+        let mut s = t.raw_attacker().await;
         let mut start = ((4u32 << 20) - 16).to_be_bytes().to_vec();
         start.extend_from_slice(&[0u8; 1024]);
         s.write_all(&start).await.unwrap();

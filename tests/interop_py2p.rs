@@ -1,38 +1,35 @@
 //! Interop with the real py2p 0.7.878 (from PyPI), each py2p node in its own
 //! process, over real loopback sockets.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::mesh::{next, rs_node, text_of, wait_peer, WAIT};
-use common::py2p::Py2pNode;
 use rs2p::protocol::{Compression, Protocol};
 use rs2p::{packets, Error, Packet, PeerId};
 use serde_json::json;
+use support::mesh::{next, rs_node};
+use support::process::NodeProcess;
+use support::py2p::{assert_no_more_anywhere, mixed_line, MixedLine};
+use support::wait::WAIT;
 
 /// py2p–rs2p–py2p–rs2p in a line: every broadcast reaches every other node
 /// exactly once, whoever relays it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_line_delivers_every_broadcast_once() {
-    let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
-    let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
-    let r1 = rs_node("mesh", "Plaintext", 0).await;
-    let r2 = rs_node("mesh", "Plaintext", 0).await;
-    let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    assert_eq!(got.to_string(), p1.id);
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
-    let got = r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
-    assert_eq!(got.to_string(), p2.id);
-    wait_peer(&r2, &p2.id).await;
+    let MixedLine {
+        mut p1,
+        mut p2,
+        r1,
+        r2,
+    } = mixed_line("Plaintext").await;
     // The line holds: py2p nodes have exactly their two (or one) neighbours.
     assert_eq!(p1.wait_peer_count(1), vec![r1.id().to_string()]);
     p2.wait_peer_count(2);
 
-    p1.send(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
-    p2.send(json!(["from-P2"]));
+    p1.broadcast(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
+    p2.broadcast(json!(["from-P2"]));
     r1.send(packets![
         "from-R1",
         Packet::bin(&b"\x01\x02"[..]),
@@ -64,20 +61,13 @@ async fn mixed_line_delivers_every_broadcast_once() {
     }
     for (node, me) in [(&mut p1, "from-P1"), (&mut p2, "from-P2")] {
         for other in all.iter().filter(|t| **t != me) {
-            let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == *other);
+            let m = node.wait_message(other);
             assert_eq!(m["kind"], "broadcast");
         }
     }
-    // Nothing arrives twice: no duplicates after a settle window.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        r1.recv().is_none() && r2.recv().is_none(),
-        "duplicate at an rs2p node"
-    );
-    for node in [&mut p1, &mut p2] {
-        let extra = node.messages_within(Duration::from_millis(500));
-        assert!(extra.is_empty(), "{} got duplicates: {extra:?}", node.name);
-    }
+    // Nothing arrives twice (a bounded check of absence).
+    let window = Duration::from_millis(500);
+    assert_no_more_anywhere(&[&r1, &r2], &mut [&mut p1, &mut p2], window).await;
     // The typed packets from rs2p arrived as py2p values.
     r1.close().await;
     r2.close().await;
@@ -86,34 +76,30 @@ async fn mixed_line_delivers_every_broadcast_once() {
 /// Whisper and reply in both directions, direct and routed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whisper_and_reply_both_ways() {
-    // P1 – R1 – P2 – R2, a line again.
-    let mut p1 = Py2pNode::start("P1", "mesh", None, Some(0));
-    let mut p2 = Py2pNode::start("P2", "mesh", None, Some(0));
-    let r1 = rs_node("mesh", "Plaintext", 0).await;
-    let r2 = rs_node("mesh", "Plaintext", 0).await;
-    r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
-    r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
+    // P1 – R1 – P2 – R2, a line again (P2 only relays).
+    let MixedLine {
+        mut p1,
+        p2: _p2,
+        r1,
+        r2,
+    } = mixed_line("Plaintext").await;
 
     // rs2p → py2p whisper, py2p → rs2p whisper.
     r1.whisper(&PeerId::from(p1.id.as_str()), packets!["psst", 1])
         .await
         .unwrap();
-    let m = p1.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "psst");
+    let m = p1.wait_message("psst");
     assert_eq!(m["kind"], "whisper");
     assert_eq!(m["sender"], r1.id().to_string());
-    p1.command(json!({"op": "whisper", "to": r1.id().to_string(), "packets": ["psst-back"]}));
+    p1.op(json!({"op": "whisper", "to": r1.id().to_string(), "packets": ["psst-back"]}));
     let m = next(&r1, "whisper from P1").await;
     assert_eq!(m.packets()[0].as_str(), Some("psst-back"));
     assert_eq!(m.kind(), rs2p::MessageKind::Whisper);
 
     // py2p replies (directly) to an rs2p broadcast.
     r1.send(packets!["question"]).await.unwrap();
-    let q = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "question"
-    });
-    p1.command(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
+    let q = p1.wait_message("question");
+    p1.op(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
     // R2 also gets the broadcast; drain it.
     let _ = next(&r2, "question at R2").await;
     let m = next(&r1, "py2p reply").await;
@@ -121,12 +107,10 @@ async fn whisper_and_reply_both_ways() {
     assert_eq!(m.kind(), rs2p::MessageKind::Whisper);
 
     // rs2p replies directly to a py2p broadcast.
-    p1.send(json!(["hello from P1"]));
+    p1.broadcast(json!(["hello from P1"]));
     let m = next(&r1, "P1 broadcast at R1").await;
     m.reply(packets!["direct reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "direct reply"
-    });
+    let r = p1.wait_message("direct reply");
     assert_eq!(r["kind"], "whisper");
 
     // rs2p replies to P1 from R2, which is not connected to it: a route
@@ -134,9 +118,7 @@ async fn whisper_and_reply_both_ways() {
     let m = next(&r2, "P1 broadcast at R2").await;
     assert_eq!(m.packets()[0].as_str(), Some("hello from P1"));
     m.reply(packets!["routed reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "routed reply"
-    });
+    let r = p1.wait_message("routed reply");
     assert_eq!(r["kind"], "whisper");
     assert_eq!(r["sender"], r2.id().to_string());
 
@@ -164,7 +146,7 @@ async fn whisper_and_reply_both_ways() {
 /// A node on another subnet is refused, whichever side dials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subnet_mismatch_is_refused_both_ways() {
-    let mut p = Py2pNode::start("P", "other", None, None);
+    let mut p = NodeProcess::py2p("P", "other", None, None);
     let r = rs_node("mesh", "Plaintext", 4).await;
     match r.connect("127.0.0.1", p.port, None).await {
         Err(Error::SubnetMismatch { ours, theirs }) => {
@@ -203,7 +185,7 @@ async fn every_compression_method_interoperates() {
     let big = "abcdefgh".repeat(2000);
     for method in Compression::ALL {
         let name = method.name();
-        let mut p = Py2pNode::start(name, "mesh", Some(&[method.as_u8()]), None);
+        let mut p = NodeProcess::py2p(name, "mesh", Some(&[method.as_u8()]), None);
         let r = rs_node("mesh", "Plaintext", 4).await;
         r.connect("127.0.0.1", p.port, None).await.expect("connect");
         let table = r.routing_table().await.unwrap();
@@ -211,15 +193,13 @@ async fn every_compression_method_interoperates() {
         r.send(packets![format!("rs-{name}"), big.clone()])
             .await
             .unwrap();
-        let m = p.wait_for(WAIT, |v| {
-            v["event"] == "message" && text_of(v) == format!("rs-{name}")
-        });
+        let m = p.wait_message(&format!("rs-{name}"));
         assert_eq!(
             m["packets"][1].as_str().map(str::len),
             Some(big.len()),
             "{name}"
         );
-        p.send(json!([format!("py-{name}"), big]));
+        p.broadcast(json!([format!("py-{name}"), big]));
         let m = next(&r, name).await;
         assert_eq!(m.packets()[0].as_str(), Some(format!("py-{name}").as_str()));
         assert_eq!(m.packets()[1].as_str(), Some(big.as_str()));

@@ -3,22 +3,24 @@
 //! verification by the dialler), each py2p node in its own process, rs2p
 //! in compatibility mode.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::mesh::{next, rs_node, text_of, wait_peer, WAIT};
-use common::py2p::Py2pNode;
 use rs2p::protocol::Protocol;
 use rs2p::{packets, Error, MessageKind, Packet};
 use serde_json::json;
+use support::mesh::{next, rs_node};
+use support::process::{text_of, NodeProcess};
+use support::py2p::{assert_no_more_anywhere, mixed_line, MixedLine};
+use support::wait::WAIT;
 
-fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> Py2pNode {
-    Py2pNode::start_on(name, subnet, "SSL", None, max_outgoing)
+fn py2p(name: &str, subnet: &str, max_outgoing: Option<usize>) -> NodeProcess {
+    NodeProcess::py2p_on(name, subnet, "SSL", None, max_outgoing)
 }
 
 /// Waits (bounded) until py2p node `p`'s routing table holds `n` peers.
-async fn wait_py2p_peers(p: &mut Py2pNode, n: usize) {
+async fn wait_py2p_peers(p: &mut NodeProcess, n: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let peers = p.peers();
@@ -40,19 +42,14 @@ async fn wait_py2p_peers(p: &mut Py2pNode, n: usize) {
 /// through py2p and rs2p relays alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_mixed_line_delivers_every_broadcast_once() {
-    let mut p1 = py2p("P1", "mesh", Some(0));
-    let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", "SSL", 0).await;
-    let r2 = rs_node("mesh", "SSL", 0).await;
-    // rs2p dials py2p (rs2p is the TLS client) …
-    let got = r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    assert_eq!(got.to_string(), p1.id);
-    // … py2p dials rs2p (py2p is the TLS client) …
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
-    let got = r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
-    assert_eq!(got.to_string(), p2.id);
-    wait_peer(&r2, &p2.id).await;
+    // rs2p dials py2p (R1 → P1: rs2p is the TLS client), py2p dials rs2p
+    // (P2 → R1: py2p is the TLS client).
+    let MixedLine {
+        mut p1,
+        mut p2,
+        r1,
+        r2,
+    } = mixed_line("SSL").await;
     wait_py2p_peers(&mut p2, 2).await;
     assert_eq!(p1.peers(), vec![r1.id().to_string()]);
 
@@ -62,7 +59,7 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     // read corrupts the TLS stream (bad record MAC, bad length), between
     // two py2p nodes just as well. mesh_peer.py serializes the two with a
     // lock; pacing keeps py2p's own send path out of the way as well.
-    p1.send(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
+    p1.broadcast(json!(["from-P1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
     for (node, name) in [(&r1, "R1"), (&r2, "R2")] {
         let m = next(node, &format!("from-P1 at {name}")).await;
         assert_eq!(m.packets()[0].as_str(), Some("from-P1"));
@@ -71,16 +68,16 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
         assert_eq!(m.sender().to_string(), p1.id);
         assert_eq!(m.kind(), MessageKind::Broadcast);
     }
-    let m = p2.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-P1");
+    let m = p2.wait_message("from-P1");
     assert_eq!(m["sender"], p1.id);
 
-    p2.send(json!(["from-P2"]));
+    p2.broadcast(json!(["from-P2"]));
     for (node, name) in [(&r1, "R1"), (&r2, "R2")] {
         let m = next(node, &format!("from-P2 at {name}")).await;
         assert_eq!(m.packets()[0].as_str(), Some("from-P2"));
         assert_eq!(m.sender().to_string(), p2.id);
     }
-    p1.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-P2");
+    p1.wait_message("from-P2");
 
     r1.send(packets![
         "from-R1",
@@ -93,7 +90,7 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     assert_eq!(m.packets()[0].as_str(), Some("from-R1"));
     assert_eq!(m.sender(), r1.id());
     for node in [&mut p1, &mut p2] {
-        let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-R1");
+        let m = node.wait_message("from-R1");
         assert_eq!(m["packets"][1], json!({"$bin": "0102"}));
         assert_eq!(m["packets"][2], json!(1u64 << 40));
     }
@@ -109,20 +106,14 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
     assert_eq!(m.packets()[0].as_str(), Some("from-R2"));
     assert_eq!(m.packets()[1].as_str(), Some(big.as_str()));
     for node in [&mut p1, &mut p2] {
-        let m = node.wait_for(WAIT, |v| v["event"] == "message" && text_of(v) == "from-R2");
+        let m = node.wait_message("from-R2");
         assert_eq!(m["packets"][1].as_str(), Some(big.as_str()));
         assert_eq!(m["kind"], "broadcast");
     }
 
     // Nothing arrives twice (a bounded check of absence).
-    for node in [&r1, &r2] {
-        let extra = tokio::time::timeout(Duration::from_millis(500), node.next_message()).await;
-        assert!(extra.is_err(), "duplicate at an rs2p node: {extra:?}");
-    }
-    for node in [&mut p1, &mut p2] {
-        let extra = node.messages_within(Duration::from_millis(500));
-        assert!(extra.is_empty(), "{} got duplicates: {extra:?}", node.name);
-    }
+    let window = Duration::from_millis(500);
+    assert_no_more_anywhere(&[&r1, &r2], &mut [&mut p1, &mut p2], window).await;
     r1.close().await;
     r2.close().await;
 }
@@ -132,22 +123,18 @@ async fn ssl_mixed_line_delivers_every_broadcast_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_reply_both_ways() {
     // P1 – R1 – P2 – R2 again.
-    let mut p1 = py2p("P1", "mesh", Some(0));
-    let mut p2 = py2p("P2", "mesh", Some(0));
-    let r1 = rs_node("mesh", "SSL", 0).await;
-    let r2 = rs_node("mesh", "SSL", 0).await;
-    r1.connect("127.0.0.1", p1.port, None).await.expect("R1→P1");
-    p2.connect(r1.addr().port());
-    wait_peer(&r1, &p2.id).await;
-    r2.connect("127.0.0.1", p2.port, None).await.expect("R2→P2");
+    let MixedLine {
+        mut p1,
+        mut p2,
+        r1,
+        r2,
+    } = mixed_line("SSL").await;
     wait_py2p_peers(&mut p2, 2).await;
 
     // py2p replies to an rs2p broadcast.
     r1.send(packets!["question"]).await.unwrap();
-    let q = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "question"
-    });
-    p1.command(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
+    let q = p1.wait_message("question");
+    p1.op(json!({"op": "reply", "to_msg": q["n"], "packets": ["answer"]}));
     // R2 gets the broadcast too.
     let at_r2 = next(&r2, "question at R2").await;
     assert_eq!(at_r2.packets()[0].as_str(), Some("question"));
@@ -157,12 +144,10 @@ async fn ssl_reply_both_ways() {
     assert_eq!(m.sender().to_string(), p1.id);
 
     // rs2p replies directly to a py2p broadcast.
-    p1.send(json!(["hello from P1"]));
+    p1.broadcast(json!(["hello from P1"]));
     let m = next(&r1, "P1 broadcast at R1").await;
     m.reply(packets!["direct reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "direct reply"
-    });
+    let r = p1.wait_message("direct reply");
     assert_eq!(r["kind"], "whisper");
     assert_eq!(r["sender"], r1.id().to_string());
 
@@ -172,9 +157,7 @@ async fn ssl_reply_both_ways() {
     let m = next(&r2, "P1 broadcast at R2").await;
     assert_eq!(m.packets()[0].as_str(), Some("hello from P1"));
     m.reply(packets!["routed reply"]).unwrap();
-    let r = p1.wait_for(WAIT, |v| {
-        v["event"] == "message" && text_of(v) == "routed reply"
-    });
+    let r = p1.wait_message("routed reply");
     assert_eq!(r["kind"], "whisper");
     assert_eq!(r["sender"], r2.id().to_string());
 
@@ -198,7 +181,7 @@ async fn ssl_burst_into_py2p_arrives_whole() {
     }
     let mut seen = [false; N];
     for _ in 0..N {
-        let m = p.wait_for(WAIT, |v| {
+        let m = p.wait_for("a burst message", |v| {
             v["event"] == "message" && text_of(v).starts_with("burst-")
         });
         let i: usize = text_of(&m)["burst-".len()..].parse().unwrap();

@@ -3,9 +3,9 @@
 //! replies (direct and routed), whispers, renegotiation and resend,
 //! connection conflicts, healing and shutdown.
 //!
-//! Every node binds 127.0.0.1:0; every wait is bounded (see `mesh_util`).
+//! Every node binds 127.0.0.1:0; every wait is bounded (see `support/wait.rs`).
 
-mod mesh_util;
+mod support;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mesh_util::*;
 use rs2p::protocol::mesh::{CloseReason, SendError};
 use rs2p::protocol::{base58, Compression, MainFlag, MessageId, SubFlag};
 use rs2p::{packets, Error, Event, MeshSocket, MessageKind, PeerId, Protocol};
+use support::mesh::*;
+use support::wait::{wait_until, WAIT};
 use tokio::time::timeout;
 
 // ----- 1. propagation -------------------------------------------------------

@@ -2,7 +2,7 @@
 //!
 //! Eight nodes run as `rs2p node --json` processes in four network
 //! namespaces (two nodes each), two namespaces on each side of a trunk
-//! between two bridges (see `netns_util` for the lab). The test
+//! between two bridges (see `support/netns.rs` for the lab). The test
 //!
 //! 1. wires the mesh (each node `--connect`s to the previous one; peer
 //!    discovery does the rest) and waits until it is connected;
@@ -27,17 +27,17 @@
 //! Requires root and `ip netns`; without them the test fails (it does not
 //! skip). Every wait is bounded.
 
-mod netns_util;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netns_util::{connected, Lab, NodeProc};
 use serde_json::{json, Value};
+use support::netns::{connected, Lab};
+use support::process::NodeProcess;
+use support::wait::{wait_until_blocking, WAIT};
 
-/// Bound for one step that should happen quickly (start-up, an answer).
-const WAIT: Duration = Duration::from_secs(20);
 /// Bound for the mesh to form, split or heal.
 const CONVERGE: Duration = Duration::from_secs(60);
 /// Polling interval for conditions without an event of their own.
@@ -52,28 +52,18 @@ const PARTITION_HOLD: Duration = Duration::from_secs(20);
 
 /// Polls `cond` until it holds, for at most `within`; panics with `what`
 /// and the last reason otherwise.
-fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + within;
-    loop {
-        let why = match cond() {
-            Ok(()) => return,
-            Err(why) => why,
-        };
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}: {why}");
-        }
-        thread::sleep(POLL);
-    }
+fn wait_until(what: &str, within: Duration, cond: impl FnMut() -> Result<(), String>) {
+    wait_until_blocking(what, within, POLL, cond);
 }
 
 /// The routing tables of every node, as indices (unknown ids are an error).
-fn tables(nodes: &mut [NodeProc], index: &HashMap<String, usize>) -> Vec<HashSet<usize>> {
+fn tables(nodes: &mut [NodeProcess], index: &HashMap<String, usize>) -> Vec<HashSet<usize>> {
     for n in nodes.iter_mut() {
         n.op(json!({"op": "peers"}));
     }
     let mut out = Vec::new();
     for n in nodes.iter_mut() {
-        let ids = n.wait_peers(WAIT);
+        let ids = n.wait_peers();
         let set = ids
             .iter()
             .map(|id| {
@@ -119,7 +109,11 @@ fn describe(tables: &[HashSet<usize>]) -> String {
 
 /// Sends `["<label>", i]` from every node, then waits until every node
 /// holds the message of every other node in `expect_from(receiver)`.
-fn broadcast_round(nodes: &mut [NodeProc], label: &str, expect_from: impl Fn(usize) -> Vec<usize>) {
+fn broadcast_round(
+    nodes: &mut [NodeProcess],
+    label: &str,
+    expect_from: impl Fn(usize) -> Vec<usize>,
+) {
     for (i, n) in nodes.iter_mut().enumerate() {
         n.broadcast(json!([label, i]));
     }
@@ -129,8 +123,7 @@ fn broadcast_round(nodes: &mut [NodeProc], label: &str, expect_from: impl Fn(usi
         for (j, n) in nodes.iter_mut().enumerate() {
             n.pump();
             let got: HashSet<u64> = n
-                .messages
-                .iter()
+                .messages()
                 .filter(|m| m.value["packets"][0] == label)
                 .filter_map(|m| m.value["packets"][1].as_u64())
                 .collect();
@@ -152,12 +145,15 @@ fn broadcast_round(nodes: &mut [NodeProc], label: &str, expect_from: impl Fn(usi
 fn partition_and_heal() {
     let started = Instant::now();
     let lab = Lab::new(HOSTS_PER_SIDE);
-    let mut nodes: Vec<NodeProc> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    // side[i]: which side of the trunk node i runs on.
+    let mut side: Vec<usize> = Vec::new();
     for host in &lab.hosts {
         for _ in 0..NODES_PER_HOST {
             let i = nodes.len();
             let connect: Vec<String> = nodes.last().map(|n| n.addr.clone()).into_iter().collect();
-            nodes.push(NodeProc::spawn(&format!("n{i}"), host, &connect, WAIT));
+            nodes.push(NodeProcess::rs2p_in(&format!("n{i}"), host, &connect));
+            side.push(host.side);
         }
     }
     let n = nodes.len();
@@ -167,11 +163,10 @@ fn partition_and_heal() {
         .map(|(i, node)| (node.id.clone(), i))
         .collect();
     assert_eq!(index.len(), n, "two nodes share an id");
-    let side: Vec<usize> = nodes.iter().map(|node| node.side).collect();
     let sides: [Vec<usize>; 2] = [0, 1].map(|s| (0..n).filter(|&i| side[i] == s).collect());
     let all: Vec<usize> = (0..n).collect();
-    for node in &nodes {
-        eprintln!("{} side {} {} {}", node.name, node.side, node.addr, node.id);
+    for (node, s) in nodes.iter().zip(&side) {
+        eprintln!("{} side {s} {} {}", node.name, node.addr, node.id);
     }
 
     // ---- 1. the whole mesh forms ----------------------------------------
@@ -292,8 +287,7 @@ fn partition_and_heal() {
                     continue;
                 }
                 first_cross[j] = node
-                    .messages
-                    .iter()
+                    .messages()
                     .filter(|m| m.value["packets"][0] == "probe")
                     .filter(|m| {
                         let from = m.value["packets"][1].as_u64().unwrap_or(u64::MAX) as usize;
@@ -315,9 +309,9 @@ fn partition_and_heal() {
     let (index_ref, side_ref) = (&index, &side);
     let first_rejoin = nodes
         .iter()
-        .flat_map(|node| {
-            let my_side = node.side;
-            node.log
+        .zip(&side)
+        .flat_map(|(node, &my_side)| {
+            node.lines()
                 .iter()
                 .filter(move |l| {
                     l.at >= healed_at
@@ -364,7 +358,7 @@ fn partition_and_heal() {
 
     // ---- 7. the whole record ----------------------------------------------
     for node in nodes.iter_mut() {
-        node.quit(WAIT);
+        node.quit();
     }
     for (j, node) in nodes.iter().enumerate() {
         assert!(
@@ -375,7 +369,7 @@ fn partition_and_heal() {
         );
         let mut counts: HashMap<(String, usize, u64), usize> = HashMap::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
-        for m in &node.messages {
+        for m in node.messages() {
             let v = &m.value;
             assert_eq!(v["kind"], "broadcast", "{}: {v}", node.name);
             let p = v["packets"].as_array().expect("packets");

@@ -12,12 +12,11 @@
 //!   method; py2p decodes each frame and must report rs2p's id, and
 //!   u-msgpack must re-pack what it decoded into exactly rs2p's bytes.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
 use rs2p::protocol::{
@@ -25,6 +24,9 @@ use rs2p::protocol::{
 };
 use rs2p::Packet;
 use serde_json::Value;
+use support::process::{run_to_end, Output};
+use support::py2p::{python, script};
+use support::{hex, unhex};
 
 /// Messages per compression method (and per direction).
 const PER_METHOD: usize = 60;
@@ -45,81 +47,15 @@ const METHODS: [Option<Compression>; 6] = [
 // Running Python
 // ---------------------------------------------------------------------------
 
-fn python() -> String {
-    std::env::var("RS2P_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py2p/codec_xcheck.py")
-}
-
-struct PyRun {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the cross-check script with `args`, feeding it `input` on stdin
 /// (from a separate thread, so neither side can block the other), and
 /// collecting stdout and stderr. Kills the child and panics if it takes
 /// longer than [`PY_TIMEOUT`]; panics with its stderr if it exits non-zero.
-fn run_script(args: &[&str], input: Vec<u8>) -> PyRun {
+fn run_script(args: &[&str], input: Vec<u8>) -> Output {
     let interpreter = python();
-    let mut child = Command::new(&interpreter)
-        .arg(script())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {interpreter:?} (set RS2P_PYTHON): {e}"));
-
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let writer = thread::spawn(move || {
-        // A broken pipe (Python died early) shows up in its exit status.
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-
-    let deadline = Instant::now() + PY_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = err_reader.join().unwrap_or_default();
-                panic!(
-                    "{interpreter} {args:?} timed out after {PY_TIMEOUT:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("waiting for {interpreter}: {e}");
-            }
-        }
-    };
-    let _ = writer.join();
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let run = PyRun {
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    };
+    let mut cmd = Command::new(&interpreter);
+    cmd.arg(script("codec_xcheck.py")).args(args);
+    let run = run_to_end(cmd, Some(input), PY_TIMEOUT);
     assert!(
         run.status.success(),
         "{interpreter} {args:?} failed ({}); is py2p installed for it? stderr:\n{}",
@@ -132,18 +68,6 @@ fn run_script(args: &[&str], input: Vec<u8>) -> PyRun {
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "odd-length hex");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
 
 fn method_json(method: Option<Compression>) -> Value {
     method.map_or(Value::Null, |m| Value::from(m.as_u8()))
@@ -177,23 +101,18 @@ fn first_diff(a: &[u8], b: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Deterministic random messages (xorshift64*)
+// Deterministic random messages (the crate's seeded RNG)
 // ---------------------------------------------------------------------------
 
-struct Rng(u64);
+struct Rng(rs2p::protocol::Rng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
+        Rng(rs2p::protocol::Rng::new(seed))
     }
 
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0; the tiny modulo bias does not matter here).
@@ -750,7 +669,7 @@ fn rs2p_encodes_py2p_decodes() {
     }
 
     let run = run_script(&["decode"], input);
-    let replies: Vec<&str> = run.lines_nonempty();
+    let replies: Vec<&str> = lines_nonempty(&run.stdout);
     assert_eq!(
         replies.len(),
         sent.len(),
@@ -830,11 +749,7 @@ fn rs2p_encodes_py2p_decodes() {
     );
 }
 
-impl PyRun {
-    fn lines_nonempty(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
+/// The lines of `text` that are not blank.
+fn lines_nonempty(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
 }

@@ -3,87 +3,25 @@
 //! members and refusing strangers; and transports confused with each other
 //! failing cleanly while the listener keeps serving.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::certs::{self_signed, NodeCert, TestCa};
 use rs2p::protocol::Protocol;
 use rs2p::transport::{Tls, TlsOptions, Transport, WebSocket};
-use rs2p::{packets, Error, Event, MeshSocket, Message, MessageKind, PeerId};
+use rs2p::{packets, Error, Event, MeshSocket, MessageKind};
+use support::certs::{self_signed, NodeCert, TestCa};
+use support::mesh::{
+    assert_no_more, has_peer, next, rs_node, rs_node_tls, text, wait_peer, wait_peer_count,
+};
+use support::wait::WAIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(20);
 /// How long a confused connection may take to fail.
 const FAIL_WITHIN: Duration = Duration::from_secs(8);
-
-async fn node(encryption: &str, subnet: &str, max_outgoing: usize) -> MeshSocket {
-    node_tls(encryption, subnet, max_outgoing, TlsOptions::Compatibility).await
-}
-
-async fn node_tls(
-    encryption: &str,
-    subnet: &str,
-    max_outgoing: usize,
-    tls: TlsOptions,
-) -> MeshSocket {
-    MeshSocket::builder()
-        .protocol(Protocol::new(subnet, encryption))
-        .max_outgoing(max_outgoing)
-        .tls(tls)
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-}
-
-async fn next(node: &MeshSocket, what: &str) -> Message {
-    match tokio::time::timeout(WAIT, node.next_message()).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(_) => panic!("{what}: timed out"),
-    }
-}
-
-fn text(m: &Message) -> String {
-    m.packets()[0].as_str().unwrap_or_default().to_owned()
-}
-
-async fn has_peer(node: &MeshSocket, id: &PeerId) -> bool {
-    node.routing_table()
-        .await
-        .unwrap()
-        .iter()
-        .any(|p| &p.id == id)
-}
-
-/// Waits (bounded) until `node`'s routing table holds `n` peers.
-async fn wait_peers(node: &MeshSocket, n: usize, what: &str) {
-    let polled = tokio::time::timeout(WAIT, async {
-        loop {
-            if node.routing_table().await.unwrap().len() == n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    let got = node.routing_table().await.unwrap().len();
-    assert!(polled.is_ok(), "{what}: {got} peers, expected {n}");
-}
-
-/// Waits (bounded) until `node`'s routing table holds `id`.
-async fn wait_peer(node: &MeshSocket, id: &PeerId, what: &str) {
-    let polled = tokio::time::timeout(WAIT, async {
-        while !has_peer(node, id).await {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(polled.is_ok(), "{what}: {id} never joined");
-}
 
 // ---------------------------------------------------------------------------
 // The same mesh behaviour over every transport.
@@ -94,7 +32,7 @@ async fn propagation_through_five(encryption: &str) {
     let mut nodes = Vec::new();
     for _ in 0..5 {
         // max_outgoing 0: peer lists add no links; the line stays a line.
-        nodes.push(node(encryption, "mesh", 0).await);
+        nodes.push(rs_node("mesh", encryption, 0).await);
     }
     for i in 1..5 {
         let got = nodes[i]
@@ -105,7 +43,7 @@ async fn propagation_through_five(encryption: &str) {
     }
     for (i, n) in nodes.iter().enumerate() {
         let expected = if i == 0 || i == 4 { 1 } else { 2 };
-        wait_peers(n, expected, &format!("{encryption}: node {i}")).await;
+        wait_peer_count(n, expected, &format!("{encryption}: node {i}")).await;
     }
     for (i, n) in nodes.iter().enumerate() {
         n.send(packets![format!("from-{i}"), vec![7u8; 3000]])
@@ -129,11 +67,8 @@ async fn propagation_through_five(encryption: &str) {
     }
     // Nothing more arrives: no duplicates (a bounded check of absence).
     for (i, n) in nodes.iter().enumerate() {
-        let extra = tokio::time::timeout(Duration::from_millis(300), n.next_message()).await;
-        assert!(
-            extra.is_err(),
-            "{encryption}: node {i} got a duplicate: {extra:?}"
-        );
+        let what = format!("{encryption}: node {i} got a duplicate");
+        assert_no_more(n, Duration::from_millis(300), &what).await;
     }
     for n in &nodes {
         n.close().await;
@@ -180,9 +115,9 @@ async fn expect_subnet_refusal(dialler: &MeshSocket, listener: &MeshSocket, what
 /// A node of another subnet on the same transport is refused, whichever
 /// side dials, and no routing table holds the other.
 async fn subnet_rejection(encryption: &str) {
-    let a = node(encryption, "mesh", 4).await;
-    let b = node(encryption, "other", 4).await;
-    let c = node(encryption, "other", 4).await;
+    let a = rs_node("mesh", encryption, 4).await;
+    let b = rs_node("other", encryption, 4).await;
+    let c = rs_node("other", encryption, 4).await;
     expect_subnet_refusal(&b, &a, &format!("{encryption}: other dials mesh")).await;
     expect_subnet_refusal(&a, &c, &format!("{encryption}: mesh dials other")).await;
     assert!(a.routing_table().await.unwrap().is_empty());
@@ -196,9 +131,9 @@ async fn subnet_rejection(encryption: &str) {
 /// A – B – C: A replies to C's broadcast without a link to C; the route
 /// request crosses B, and A dials C over the transport to deliver.
 async fn routed_reply(encryption: &str) {
-    let a = node(encryption, "mesh", 0).await;
-    let b = node(encryption, "mesh", 0).await;
-    let c = node(encryption, "mesh", 0).await;
+    let a = rs_node("mesh", encryption, 0).await;
+    let b = rs_node("mesh", encryption, 0).await;
+    let c = rs_node("mesh", encryption, 0).await;
     b.connect("127.0.0.1", a.addr().port(), None).await.unwrap();
     c.connect("127.0.0.1", b.addr().port(), None).await.unwrap();
     assert!(!has_peer(&a, c.id()).await);
@@ -270,8 +205,8 @@ async fn expect_refused(from: &MeshSocket, to: &MeshSocket, what: &str) {
 async fn verified_by_ca(encryption: &str) {
     let ca = TestCa::new("mesh CA");
     let strangers = TestCa::new("stranger CA");
-    let a = node_tls(encryption, "mesh", 4, ca.issue("a").trusting(&ca)).await;
-    let b = node_tls(encryption, "mesh", 4, ca.issue("b").trusting(&ca)).await;
+    let a = rs_node_tls("mesh", encryption, 4, ca.issue("a").trusting(&ca)).await;
+    let b = rs_node_tls("mesh", encryption, 4, ca.issue("b").trusting(&ca)).await;
     let mut a_events = a.events();
 
     // A member joins.
@@ -281,11 +216,11 @@ async fn verified_by_ca(encryption: &str) {
 
     // A stranger trusting the mesh CA (so it would accept A) is refused by
     // A when it dials, and A refuses it when A dials.
-    let s = node_tls(encryption, "mesh", 4, strangers.issue("s").trusting(&ca)).await;
+    let s = rs_node_tls("mesh", encryption, 4, strangers.issue("s").trusting(&ca)).await;
     expect_refused(&s, &a, "stranger dials A").await;
     expect_refused(&a, &s, "A dials the stranger").await;
     // A compatibility-mode node shows no certificate and is refused.
-    let compat = node(encryption, "mesh", 4).await;
+    let compat = rs_node("mesh", encryption, 4).await;
     expect_refused(&compat, &a, "compatibility node dials A").await;
     expect_refused(&a, &compat, "A dials a compatibility node").await;
 
@@ -325,10 +260,10 @@ async fn verified_wss_accepts_members_and_refuses_strangers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_pinned_certificates() {
     let (pa, pb, pc) = (self_signed("a"), self_signed("b"), self_signed("c"));
-    let a = node_tls("SSL", "mesh", 4, pa.pinning(&[&pb])).await;
-    let b = node_tls("SSL", "mesh", 4, pb.pinning(&[&pa])).await;
+    let a = rs_node_tls("mesh", "SSL", 4, pa.pinning(&[&pb])).await;
+    let b = rs_node_tls("mesh", "SSL", 4, pb.pinning(&[&pa])).await;
     // C pins A, but A does not pin C.
-    let c = node_tls("SSL", "mesh", 4, pc.pinning(&[&pa])).await;
+    let c = rs_node_tls("mesh", "SSL", 4, pc.pinning(&[&pa])).await;
     b.connect("127.0.0.1", a.addr().port(), None).await.unwrap();
     wait_peer(&a, b.id(), "pinned B at A").await;
     expect_refused(&c, &a, "unpinned C dials A").await;
@@ -384,7 +319,7 @@ async fn verified_settings_are_checked_at_bind() {
 /// Dials `listener` with a node of transport `client` and expects a clean
 /// failure within a bounded time.
 async fn confused_dial_fails(client: &str, listener: &MeshSocket) {
-    let dialler = node(client, "mesh", 4).await;
+    let dialler = rs_node("mesh", client, 4).await;
     expect_refused(
         &dialler,
         listener,
@@ -401,7 +336,7 @@ async fn confused_dial_fails(client: &str, listener: &MeshSocket) {
 /// The listener still serves a client of its own transport.
 async fn still_serves(listener: &MeshSocket) {
     let encryption = listener.protocol().encryption().to_owned();
-    let good = node(&encryption, "mesh", 4).await;
+    let good = rs_node("mesh", &encryption, 4).await;
     let got = tokio::time::timeout(
         WAIT,
         good.connect("127.0.0.1", listener.addr().port(), None),
@@ -417,7 +352,7 @@ async fn still_serves(listener: &MeshSocket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_on_plaintext_port_fails_cleanly() {
-    let listener = node("Plaintext", "mesh", 4).await;
+    let listener = rs_node("mesh", "Plaintext", 4).await;
     confused_dial_fails("SSL", &listener).await;
     confused_dial_fails("wss", &listener).await;
     // The bare transport fails as well (no mesh layer involved).
@@ -437,7 +372,7 @@ async fn tls_client_on_plaintext_port_fails_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_client_on_tls_port_fails_cleanly() {
-    let listener = node("SSL", "mesh", 4).await;
+    let listener = rs_node("mesh", "SSL", 4).await;
     confused_dial_fails("Plaintext", &listener).await;
     confused_dial_fails("ws", &listener).await;
     confused_dial_fails("wss", &listener).await;
@@ -447,7 +382,7 @@ async fn plaintext_client_on_tls_port_fails_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_websocket_clients_on_ws_port_fail_cleanly() {
-    let listener = node("ws", "mesh", 4).await;
+    let listener = rs_node("mesh", "ws", 4).await;
     confused_dial_fails("Plaintext", &listener).await;
     confused_dial_fails("SSL", &listener).await;
     confused_dial_fails("wss", &listener).await;
@@ -470,7 +405,7 @@ async fn non_websocket_clients_on_ws_port_fail_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_clients_on_other_ports_fail_cleanly() {
-    let plain = node("Plaintext", "mesh", 4).await;
+    let plain = rs_node("mesh", "Plaintext", 4).await;
     confused_dial_fails("ws", &plain).await;
     let ws = WebSocket::plain(1 << 20);
     let r = tokio::time::timeout(FAIL_WITHIN, ws.connect("127.0.0.1", plain.addr().port()))
@@ -479,7 +414,7 @@ async fn ws_clients_on_other_ports_fail_cleanly() {
     assert!(r.is_err());
     still_serves(&plain).await;
     plain.close().await;
-    let wss = node("wss", "mesh", 4).await;
+    let wss = rs_node("mesh", "wss", 4).await;
     confused_dial_fails("ws", &wss).await;
     confused_dial_fails("SSL", &wss).await;
     still_serves(&wss).await;
@@ -492,7 +427,7 @@ async fn ws_clients_on_other_ports_fail_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_clients_are_dropped_in_bounded_time() {
     for encryption in ["SSL", "ws", "wss"] {
-        let listener = node(encryption, "mesh", 4).await;
+        let listener = rs_node("mesh", encryption, 4).await;
         let mut silent = TcpStream::connect(listener.addr()).await.unwrap();
         still_serves(&listener).await;
         let mut buf = [0u8; 64];
@@ -510,7 +445,7 @@ async fn silent_clients_are_dropped_in_bounded_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_tls_port_is_refused() {
     for encryption in ["SSL", "wss"] {
-        let listener = node(encryption, "mesh", 4).await;
+        let listener = rs_node("mesh", encryption, 4).await;
         let mut raw = TcpStream::connect(listener.addr()).await.unwrap();
         raw.write_all(b"\x99\x99 this is no TLS record")
             .await

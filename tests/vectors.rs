@@ -1,13 +1,13 @@
 //! The codec reproduces every vector that py2p 0.7.878 itself produced
 //! (`../shared/vectors/py2p-0.7.json`, read at test time).
 
-mod common;
+mod support;
 
-use common::{shared_dir, unhex};
 use rs2p::protocol::{
     base58, decode_frame, msgpack, py2p_addr_text, CodecLimits, Compression, PeerId, Protocol,
 };
 use serde_json::Value;
+use support::{shared_dir, unhex};
 
 fn vectors() -> Value {
     let path = shared_dir().join("vectors/py2p-0.7.json");
@@ -114,7 +114,7 @@ fn every_frame_decodes_to_its_packets_and_id() {
         let decoded = decode_frame(&frame, &methods_of(case), &limits)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            common::hex(&decoded.id),
+            support::hex(&decoded.id),
             s(case, "message_id_hex"),
             "{name}"
         );

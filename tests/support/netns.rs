@@ -1,5 +1,6 @@
-//! Helpers for `tests/partition.rs`: a small network lab built from Linux
-//! network namespaces, and `rs2p node --json` processes run inside it.
+//! A small network lab built from Linux network namespaces (for
+//! `tests/partition.rs`), and `rs2p node --json` processes run inside it
+//! (`NodeProcess::rs2p_in`).
 //!
 //! # The lab
 //! ```text
@@ -28,17 +29,11 @@
 //! deletes them on drop (also while panicking), and a new lab first
 //! deletes any `rs2p-<pid>-*` namespace left by a process that no longer
 //! exists (a run killed by a timeout cannot clean up after itself).
-#![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
 
-use serde_json::{json, Value};
+use super::process::{Kind, NodeProcess};
 
 /// The subnet every lab address comes from.
 pub const SUBNET: &str = "10.213.0.0/24";
@@ -253,39 +248,11 @@ fn remove_stale_namespaces() {
     }
 }
 
-/// A line from a node's stdout, with the moment the test read it.
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub at: Instant,
-    pub value: Value,
-}
-
-/// One `rs2p node --json` process inside a namespace.
-///
-/// Dropping it kills the process; while panicking it also prints the end
-/// of the process's stderr.
-pub struct NodeProc {
-    pub name: String,
-    pub side: usize,
-    pub id: String,
-    pub addr: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    rx: Receiver<Line>,
-    /// Every `message` event, in order.
-    pub messages: Vec<Line>,
-    /// Every other event not yet taken by a wait.
-    pub pending: VecDeque<Line>,
-    /// Every event other than messages, for diagnostics.
-    pub log: Vec<Line>,
-    stderr: Arc<Mutex<String>>,
-    eof: bool,
-}
-
-impl NodeProc {
+impl NodeProcess {
     /// Starts `rs2p node --json --bind IP:0 [--connect ADDR]…` in the host's
-    /// namespace and waits for its `ready` event.
-    pub fn spawn(name: &str, host: &Host, connect: &[String], wait: Duration) -> NodeProc {
+    /// namespace (with `--keepalive 0.5 --idle-timeout 3`) and waits for its
+    /// `ready` event.
+    pub fn rs2p_in(name: &str, host: &Host, connect: &[String]) -> NodeProcess {
         let bind = format!("{}:0", host.ip);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns, env!("CARGO_BIN_EXE_rs2p")])
@@ -294,69 +261,7 @@ impl NodeProc {
         for c in connect {
             cmd.args(["--connect", c]);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start rs2p in {}: {e}", host.ns));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "<not JSON>", "line": line}));
-                if tx
-                    .send(Line {
-                        at: Instant::now(),
-                        value,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut s = sink.lock().unwrap();
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                // Keep the last 256 KiB.
-                if s.len() > 512 * 1024 {
-                    let mut cut = s.len() - 256 * 1024;
-                    while !s.is_char_boundary(cut) {
-                        cut += 1;
-                    }
-                    s.drain(..cut);
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut node = NodeProc {
-            name: name.to_owned(),
-            side: host.side,
-            id: String::new(),
-            addr: String::new(),
-            child,
-            stdin,
-            rx,
-            messages: Vec::new(),
-            pending: VecDeque::new(),
-            log: Vec::new(),
-            stderr,
-            eof: false,
-        };
-        let ready = node.wait_event("ready", wait, |v| v["event"] == "ready");
-        node.id = ready["id"].as_str().expect("ready.id").to_owned();
-        node.addr = ready["addr"].as_str().expect("ready.addr").to_owned();
+        let node = NodeProcess::start(name, Kind::Rs2p, cmd);
         assert!(
             node.addr.starts_with(&format!("{}:", host.ip)),
             "{name}: bound to {} instead of {}",
@@ -364,150 +269,6 @@ impl NodeProc {
             host.ip
         );
         node
-    }
-
-    /// Sends one JSON op.
-    pub fn op(&mut self, op: Value) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{op}")
-            .and_then(|_| stdin.flush())
-            .unwrap_or_else(|e| panic!("{}: cannot write to rs2p: {e}", self.name));
-    }
-
-    /// Broadcasts `packets`.
-    pub fn broadcast(&mut self, packets: Value) {
-        self.op(json!({"op": "broadcast", "packets": packets}));
-    }
-
-    fn take(&mut self, line: Line) {
-        if line.value["event"] == "message" {
-            self.messages.push(line);
-        } else {
-            self.log.push(line.clone());
-            self.pending.push_back(line);
-        }
-    }
-
-    /// Takes every line printed so far, without waiting.
-    pub fn pump(&mut self) {
-        while let Ok(line) = self.rx.try_recv() {
-            self.take(line);
-        }
-    }
-
-    /// Waits (at most `within`) for a non-message event matching `pred`
-    /// and removes it (and every pending event before it) from `pending`.
-    pub fn wait_event(
-        &mut self,
-        what: &str,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            while let Some(line) = self.pending.pop_front() {
-                if pred(&line.value) {
-                    return line.value;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => self.take(line),
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: no {what} within {within:?}; stderr:\n{}",
-                    self.name,
-                    self.stderr_tail(4000)
-                ),
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "{}: exited before {what} ({:?}); stderr:\n{}",
-                    self.name,
-                    self.child.try_wait(),
-                    self.stderr_tail(4000)
-                ),
-            }
-        }
-    }
-
-    /// Asks for the routing table; returns the peers' ids.
-    pub fn peers(&mut self, within: Duration) -> Vec<String> {
-        self.op(json!({"op": "peers"}));
-        self.wait_peers(within)
-    }
-
-    /// Waits for the answer to an already sent `peers` op.
-    pub fn wait_peers(&mut self, within: Duration) -> Vec<String> {
-        let v = self.wait_event("peers event", within, |v| v["event"] == "peers");
-        v["peers"]
-            .as_array()
-            .expect("peers.peers")
-            .iter()
-            .map(|p| p["id"].as_str().expect("peer id").to_owned())
-            .collect()
-    }
-
-    /// Sends `quit` and reads stdout to its end; waits for the exit.
-    pub fn quit(&mut self, within: Duration) {
-        self.op(json!({"op": "quit"}));
-        self.stdin = None;
-        let deadline = Instant::now() + within;
-        while !self.eof {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => self.take(line),
-                Err(RecvTimeoutError::Disconnected) => self.eof = true,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: did not exit within {within:?} of quit; stderr:\n{}",
-                    self.name,
-                    self.stderr_tail(4000)
-                ),
-            }
-        }
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(status.success(), "{}: exited with {status}", self.name);
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                other => panic!("{}: no exit status after quit: {other:?}", self.name),
-            }
-        }
-    }
-
-    /// The last `max` bytes of stderr.
-    pub fn stderr_tail(&self, max: usize) -> String {
-        let s = self.stderr.lock().unwrap();
-        let mut start = s.len().saturating_sub(max);
-        while !s.is_char_boundary(start) {
-            start += 1;
-        }
-        s[start..].to_owned()
-    }
-
-    /// Error events printed so far.
-    pub fn errors(&self) -> Vec<&Value> {
-        self.log
-            .iter()
-            .map(|l| &l.value)
-            .filter(|v| v["event"] == "error" || v["event"] == "<not JSON>")
-            .collect()
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "----- {} ({} side {}, {}) stderr tail -----\n{}",
-                self.name,
-                self.id.get(..8).unwrap_or(&self.id),
-                self.side,
-                self.addr,
-                self.stderr_tail(3000)
-            );
-        }
     }
 }
 

@@ -1,12 +1,11 @@
-//! Helpers for the loopback mesh tests (`tests/mesh.rs`): building nodes,
-//! wiring explicit topologies, bounded waiting on conditions and events,
-//! collecting messages, and a reusable "broadcast round" that checks
-//! exactly-once delivery.
+//! In-process mesh helpers (`MeshSocket` on loopback): building nodes on
+//! any transport, wiring explicit topologies, bounded waiting on routing
+//! tables, messages and events, collecting messages, and a reusable
+//! "broadcast round" that checks exactly-once delivery.
 //!
-//! Every wait here is bounded by `tokio::time::timeout`; conditions that
-//! have no event of their own (routing-table contents) are polled at a
-//! short interval inside that bound.
-#![allow(dead_code)]
+//! Every wait here is bounded (by [`WAIT`] unless a bound is passed);
+//! conditions that have no event of their own (routing-table contents) are
+//! polled with [`wait_until`] inside that bound.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -14,15 +13,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use rs2p::protocol::MessageId;
-use rs2p::{packets, Event, MeshSocket, Message, MessageKind, PeerId};
+use rs2p::protocol::{MessageId, Rng};
+use rs2p::transport::TlsOptions;
+use rs2p::{packets, Event, MeshSocket, Message, MessageKind, PeerId, Protocol};
 use tokio::sync::broadcast;
 use tokio::time::{timeout, Instant};
 
-/// Default bound for anything that should happen "soon" on loopback.
-pub const WAIT: Duration = Duration::from_secs(10);
-/// Polling interval for conditions without an event.
-pub const POLL: Duration = Duration::from_millis(20);
+use super::wait::{wait_until, WAIT};
 
 /// One node on 127.0.0.1 with the given `max_outgoing`.
 pub async fn node(max_outgoing: usize) -> MeshSocket {
@@ -31,6 +28,28 @@ pub async fn node(max_outgoing: usize) -> MeshSocket {
         .bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0")
+}
+
+/// A node on loopback on `subnet` over `encryption` (TLS in compatibility
+/// mode).
+pub async fn rs_node(subnet: &str, encryption: &str, max_outgoing: usize) -> MeshSocket {
+    rs_node_tls(subnet, encryption, max_outgoing, TlsOptions::Compatibility).await
+}
+
+/// A node on loopback on `subnet` over `encryption` with TLS settings `tls`.
+pub async fn rs_node_tls(
+    subnet: &str,
+    encryption: &str,
+    max_outgoing: usize,
+    tls: TlsOptions,
+) -> MeshSocket {
+    MeshSocket::builder()
+        .protocol(Protocol::new(subnet, encryption))
+        .max_outgoing(max_outgoing)
+        .tls(tls)
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind")
 }
 
 /// `n` nodes with the given `max_outgoing`.
@@ -68,25 +87,50 @@ pub async fn peer_ids(node: &MeshSocket) -> HashSet<PeerId> {
         .collect()
 }
 
-/// Polls `cond` every [`POLL`] until it holds, for at most `within`.
-/// Panics with `what` (and the last description `cond` gave) otherwise.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + within;
-    let mut last;
-    loop {
-        match cond().await {
-            Ok(()) => return,
-            Err(why) => last = why,
+/// Whether `node`'s routing table holds `id`.
+pub async fn has_peer(node: &MeshSocket, id: &PeerId) -> bool {
+    node.routing_table()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| &p.id == id)
+}
+
+/// Waits until `node`'s routing table holds `id`.
+pub async fn wait_peer(node: &MeshSocket, id: &PeerId, what: &str) {
+    wait_until(&format!("{what}: {id} to join"), WAIT, || async {
+        if has_peer(node, id).await {
+            Ok(())
+        } else {
+            Err(format!("{id} not in the routing table"))
         }
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}: {last}");
+    })
+    .await;
+}
+
+/// Waits until `node`'s routing table no longer holds `id`.
+pub async fn wait_no_peer(node: &MeshSocket, id: &PeerId, what: &str) {
+    wait_until(&format!("{what}: {id} to leave"), WAIT, || async {
+        if has_peer(node, id).await {
+            Err(format!("{id} still in the routing table"))
+        } else {
+            Ok(())
         }
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await;
+}
+
+/// Waits until `node`'s routing table holds exactly `n` peers.
+pub async fn wait_peer_count(node: &MeshSocket, n: usize, what: &str) {
+    wait_until(&format!("{what}: {n} peers"), WAIT, || async {
+        let got = node.routing_table().await.unwrap().len();
+        if got == n {
+            Ok(())
+        } else {
+            Err(format!("{got} peers"))
+        }
+    })
+    .await;
 }
 
 /// Waits until `node`'s routing table holds exactly `expected`.
@@ -163,6 +207,35 @@ pub fn is_connected(n: usize, edges: &[(usize, usize)]) -> bool {
     rs2p::sim::graph::Graph::new(0..n, edges.iter().copied()).is_connected()
 }
 
+/// The next message at `node`, bounded by [`WAIT`].
+pub async fn next(node: &MeshSocket, what: &str) -> Message {
+    match tokio::time::timeout(WAIT, node.next_message()).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => panic!("{what}: {e}"),
+        Err(_) => panic!("{what}: timed out"),
+    }
+}
+
+/// The next message whose first packet is `text`, skipping others; bounded
+/// by [`WAIT`] in all.
+pub async fn next_with(node: &MeshSocket, text: &str) -> Message {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let m = node.next_message().await.unwrap();
+            if m.packets().first().and_then(rs2p::Packet::as_str) == Some(text) {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{text} never arrived"))
+}
+
+/// The first packet of `m`, as text (empty if it is not text).
+pub fn text(m: &Message) -> String {
+    m.packets()[0].as_str().unwrap_or_default().to_owned()
+}
+
 /// The next queued message, within `within`.
 pub async fn next_within(node: &MeshSocket, within: Duration) -> Message {
     timeout(within, node.next_message())
@@ -206,6 +279,13 @@ pub async fn collect_n(node: &MeshSocket, count: usize, within: Duration) -> Vec
     .await
 }
 
+/// Asserts that no further message arrives at `node` within `window` (a
+/// bounded check of absence: late duplicates would show here).
+pub async fn assert_no_more(node: &MeshSocket, window: Duration, what: &str) {
+    let extra = timeout(window, node.next_message()).await;
+    assert!(extra.is_err(), "{what}: {extra:?}");
+}
+
 /// Everything queued right now (non-blocking).
 pub fn drain_now(node: &MeshSocket) -> Vec<Message> {
     let mut v = Vec::new();
@@ -244,41 +324,35 @@ where
     }
 }
 
-/// A small deterministic RNG (SplitMix64), seeded by hand.
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// `k` distinct values of `0..n` (partial Fisher–Yates), drawn from the
+/// crate's seeded RNG so that a choice of nodes is reproducible.
+pub fn sample(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = i + rng.below((n - i) as u64) as usize;
+        v.swap(i, j);
     }
-
-    /// Uniform-ish in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
+    v.truncate(k);
+    v
 }
 
 /// A random connected graph on `n` nodes: a random spanning tree (node i
 /// attaches to a random earlier node) plus `extra` further distinct edges.
 /// Edges are `(dialler, listener)`.
 pub fn random_connected(n: usize, extra: usize, seed: u64) -> Vec<(usize, usize)> {
-    let mut rng = SplitMix64(seed);
+    let mut rng = Rng::new(seed);
     let mut edges = Vec::new();
     let mut have = HashSet::new();
     for i in 1..n {
-        let parent = rng.below(i);
+        let parent = rng.below(i as u64) as usize;
         edges.push((i, parent));
         have.insert((parent.min(i), parent.max(i)));
     }
     let max_extra = n * (n - 1) / 2 - (n - 1);
     let mut added = 0;
     while added < extra.min(max_extra) {
-        let u = rng.below(n);
-        let v = rng.below(n);
+        let u = rng.below(n as u64) as usize;
+        let v = rng.below(n as u64) as usize;
         if u == v || !have.insert((u.min(v), u.max(v))) {
             continue;
         }
