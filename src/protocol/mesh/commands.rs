@@ -80,9 +80,8 @@ impl MeshState {
         self.whisper_on(now_ms, conn, packets, out)
     }
 
-    /// Sends `[whisper, me, now, flag, packets…]` on one connection, our id
-    /// in the form its peer uses (what a protocol layer uses for its own
-    /// sub-flags). Returns the message id.
+    /// Sends `[whisper, me, now, flag, packets…]` on one connection (what a
+    /// protocol layer uses for its own sub-flags). Returns the message id.
     ///
     /// # Errors
     /// [`SendError::NotConnected`] if the connection has no handshaken
@@ -101,7 +100,7 @@ impl MeshState {
         let mut payload = Vec::with_capacity(packets.len() + 1);
         payload.push(flag);
         payload.extend(packets);
-        let message = Arc::new(self.own_message(MainFlag::Whisper, now_ms, payload, conn));
+        let message = Arc::new(self.own_message(MainFlag::Whisper, now_ms, payload));
         let method = self.send_method(conn);
         let (id, body) = message.encode_body(method);
         let frame = crate::protocol::frame_from_body(&body, &self.config.limits)?;

@@ -87,21 +87,14 @@ impl MeshState {
         Compression::select(&self.config.compression, theirs)
     }
 
-    /// A message from us on one connection: our id in the form that peer
-    /// uses.
+    /// A message from us: `[msg_type, me, now, payload…]`.
     pub(super) fn own_message(
         &self,
         msg_type: MainFlag,
         now_ms: u64,
         payload: Vec<Packet>,
-        conn: ConnId,
     ) -> InternalMessage {
-        InternalMessage::new(
-            msg_type,
-            self.me.with_wire(self.wire_of(conn)),
-            secs(now_ms),
-            payload,
-        )
+        InternalMessage::new(msg_type, self.me.clone(), secs(now_ms), payload)
     }
 
     /// Builds a message from us for one connection and sends it there,
@@ -114,7 +107,7 @@ impl MeshState {
         payload: Vec<Packet>,
         out: &mut Vec<Action>,
     ) {
-        let msg = self.own_message(msg_type, now_ms, payload, conn);
+        let msg = self.own_message(msg_type, now_ms, payload);
         let method = self.send_method(conn);
         self.send_message(conn, &msg, method, out);
     }

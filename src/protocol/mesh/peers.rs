@@ -31,18 +31,17 @@ impl MeshState {
     }
 
     /// Sends our peer list to one connection: every other peer's address
-    /// and id (in the form that connection's peer uses), shuffled.
+    /// and id (each id in the form its owner uses), shuffled.
     pub(super) fn send_peers(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
-        let wire = self.wire_of(conn);
         let mut list: Vec<Packet> = self
             .routing
-            .iter()
-            .filter(|(_, &c)| c != conn)
-            .filter_map(|(id, c)| {
+            .values()
+            .filter(|&&c| c != conn)
+            .filter_map(|c| {
                 let h = self.conns.get(c)?.peer.as_ref()?;
                 Some(Packet::Array(vec![
                     h.out_addr.to_packet(),
-                    id_to_packet(&id.with_wire(wire)),
+                    id_to_packet(&h.id),
                 ]))
             })
             .collect();

@@ -108,7 +108,9 @@ impl MeshState {
             now_ms,
             SubFlag::Request.as_u8().into(),
             MainFlag::Broadcast,
-            vec![Packet::Str(rid), id_to_packet(&to.with_wire(IdWire::Bin))],
+            // The target in the form its owner uses: the form the peers
+            // that know it keyed it by (py2p and js2p look it up as is).
+            vec![Packet::Str(rid), id_to_packet(to)],
             out,
         )?;
         Ok(())
@@ -139,7 +141,6 @@ impl MeshState {
                 let Some(h) = self.conns.get(&tconn).and_then(|c| c.peer.clone()) else {
                     return;
                 };
-                let wire = self.wire_of(conn);
                 let req_packet = match req {
                     Packet::Str(_) => req.clone(),
                     _ => Packet::bin(Bytes::copy_from_slice(req_bytes)),
@@ -147,12 +148,9 @@ impl MeshState {
                 let payload = vec![
                     SubFlag::Response.as_u8().into(),
                     req_packet,
-                    Packet::Array(vec![
-                        h.out_addr.to_packet(),
-                        id_to_packet(&h.id.with_wire(wire)),
-                    ]),
+                    Packet::Array(vec![h.out_addr.to_packet(), id_to_packet(&h.id)]),
                 ];
-                let msg = self.own_message(MainFlag::Broadcast, now_ms, payload, conn);
+                let msg = self.own_message(MainFlag::Broadcast, now_ms, payload);
                 let (id, _) = msg.encode_body(None);
                 let now = secs(now_ms);
                 self.waterfall.record_own(id, now, now);
