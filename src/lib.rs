@@ -105,6 +105,7 @@ pub mod bench;
 pub mod net;
 pub mod protocol;
 pub mod sim;
+pub mod sync;
 pub mod transport;
 
 pub use net::{Connection, Error, Event, MeshBuilder, MeshSocket, Message, MessageKind};

@@ -52,6 +52,10 @@ pub enum Error {
     /// The message could not be sent.
     #[error(transparent)]
     Send(#[from] SendError),
+    /// A write to the replicated dictionary was refused (lease, bounds,
+    /// not a map).
+    #[error(transparent)]
+    Sync(#[from] crate::protocol::sync::SyncError),
 }
 
 impl Error {

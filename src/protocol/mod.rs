@@ -18,6 +18,7 @@ mod message;
 pub mod msgpack;
 mod packet;
 mod rng;
+pub mod sync;
 
 pub use addr::PeerAddr;
 pub use error::{CodecError, MsgpackError};
