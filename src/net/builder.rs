@@ -18,7 +18,7 @@ use super::error::Error;
 use super::socket::{MeshSocket, Shared};
 use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack};
 use crate::protocol::{
-    py2p_addr_text, uuid4_text, CodecLimits, Compression, PeerAddr, PeerId, Protocol,
+    py2p_addr_text, uuid4_text, CodecLimits, Compression, IdWire, PeerAddr, PeerId, Protocol,
 };
 use crate::transport::{for_protocol, TlsOptions, Transport, TransportOptions};
 
@@ -172,6 +172,13 @@ impl MeshBuilder {
     /// py2p included, ignore it). Default: none.
     pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
         self.keepalive = interval;
+        self
+    }
+
+    /// The msgpack form of this node's id on the wire. Default str (see
+    /// [`MeshConfig::id_wire`]).
+    pub fn id_wire(mut self, wire: IdWire) -> Self {
+        self.config.id_wire = wire;
         self
     }
 

@@ -41,7 +41,7 @@ use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
 use crate::protocol::sync::{
     Entry, SyncConfig, SyncEvent, SyncKey, SyncState, SyncStats, SyncView,
 };
-use crate::protocol::{InternalMessage, Packet, PeerId, Protocol};
+use crate::protocol::{IdWire, InternalMessage, Packet, PeerId, Protocol};
 
 /// The subnet name of sync networks unless told otherwise (the network is
 /// then `sync1` with leasing, `sync0` without), as in the references.
@@ -116,6 +116,7 @@ pub struct SyncBuilder {
     subnet: String,
     encryption: String,
     config: SyncConfig,
+    id_wire: IdWire,
 }
 
 impl Default for SyncBuilder {
@@ -125,6 +126,7 @@ impl Default for SyncBuilder {
             subnet: DEFAULT_SUBNET.to_owned(),
             encryption: "Plaintext".to_owned(),
             config: SyncConfig::default(),
+            id_wire: IdWire::Bin,
         }
     }
 }
@@ -162,6 +164,16 @@ impl SyncBuilder {
         self
     }
 
+    /// The msgpack form of this node's id. Default **bin**, unlike a plain
+    /// mesh node: py2p's lease rule compares a key's owner with the
+    /// writer's using `>`, which raises in py2p (and drops the
+    /// connection) when one is bytes and the other str. js2p compares
+    /// owners as text, so either form suits it.
+    pub fn id_wire(mut self, wire: IdWire) -> Self {
+        self.id_wire = wire;
+        self
+    }
+
     /// Configures the underlying mesh node (everything but its protocol,
     /// which the subnet, transport and leasing settings make).
     pub fn mesh(mut self, f: impl FnOnce(MeshBuilder) -> MeshBuilder) -> Self {
@@ -191,6 +203,7 @@ impl SyncBuilder {
         let mesh = self
             .mesh
             .protocol(protocol)
+            .id_wire(self.id_wire)
             .bind_with_layer(addr, Box::new(driver))
             .await?;
         Ok(SyncSocket { mesh, view, events })

@@ -73,6 +73,10 @@ pub struct NodeProcess {
     stderr: Arc<Mutex<String>>,
     /// Closed when the stderr reader has read to the end.
     stderr_done: Receiver<()>,
+    /// Whether an `error` event fails the test at once (py2p mesh peers:
+    /// an error there means the harness broke). Peers whose errors are
+    /// expected answers (a refused write) turn it off.
+    pub fail_on_error: bool,
 }
 
 /// The binary under test.
@@ -162,6 +166,7 @@ impl NodeProcess {
             taken: Vec::new(),
             stderr,
             stderr_done,
+            fail_on_error: kind == Kind::Py2p,
         };
         let ready = node.wait_for("ready", |v| v["event"] == "ready");
         node.id = ready["id"].as_str().expect("ready.id").to_owned();
@@ -233,7 +238,7 @@ impl NodeProcess {
 
     /// Takes one line from the reader into `lines`.
     fn keep(&mut self, line: Line) {
-        if self.kind == Kind::Py2p && line.value["event"] == "error" {
+        if self.fail_on_error && line.value["event"] == "error" {
             panic!(
                 "{}: py2p error: {}\n{}",
                 self.name,

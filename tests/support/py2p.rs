@@ -75,6 +75,25 @@ impl NodeProcess {
     }
 }
 
+impl NodeProcess {
+    /// A real py2p `SyncSocket` (tests/py2p/sync_peer.py) on subnet
+    /// `subnet` (py2p appends "1" or "0" for `leasing`), Plaintext. Its
+    /// error events are answers (a write the lease refuses), not failures.
+    pub fn py2p_sync(name: &str, subnet: &str, leasing: bool) -> NodeProcess {
+        let port = free_port();
+        let mut cmd = Command::new(python());
+        cmd.arg(script("sync_peer.py"))
+            .arg(port.to_string())
+            .arg(subnet)
+            .arg("--leasing")
+            .arg(if leasing { "on" } else { "off" });
+        let mut node = NodeProcess::start(name, Kind::Py2p, cmd);
+        node.fail_on_error = false;
+        assert_eq!(node.port, port, "{name}: listens on another port");
+        node
+    }
+}
+
 /// The nodes of a mixed line P1 – R1 – P2 – R2 (py2p, rs2p, py2p, rs2p).
 pub struct MixedLine {
     pub p1: NodeProcess,

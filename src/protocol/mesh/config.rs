@@ -1,6 +1,6 @@
 //! [`MeshConfig`]: the knobs of the mesh state machine, with their defaults.
 
-use crate::protocol::{CodecLimits, Compression, Protocol};
+use crate::protocol::{CodecLimits, Compression, IdWire, Protocol};
 
 /// Settings of one mesh node's protocol logic.
 #[derive(Clone, Debug)]
@@ -54,6 +54,12 @@ pub struct MeshConfig {
     pub address_book_capacity: usize,
     /// Seed of the RNG used for jitter (the node sets a random one).
     pub seed: u64,
+    /// The msgpack form of this node's id in everything it sends. Default
+    /// str: js2p keys its routing table by the id object it received and
+    /// only str ids match its later lookups; py2p keys by whatever came.
+    /// Bin suits a node whose peers compare ids with their own bytes ids
+    /// (py2p's sync lease rule), see `docs/protocol.md`.
+    pub id_wire: IdWire,
 }
 
 impl Default for MeshConfig {
@@ -79,6 +85,7 @@ impl Default for MeshConfig {
             reconnect_give_up_ms: 600_000,
             address_book_capacity: 1024,
             seed: 0x5eed,
+            id_wire: IdWire::Str,
         }
     }
 }

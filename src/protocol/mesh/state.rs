@@ -82,13 +82,13 @@ impl MeshState {
             config.max_waterfall_entries,
         );
         MeshState {
-            // Our id travels as msgpack str, in every message, to every
-            // peer: js2p keys its routing table by the id object it got in
-            // our handshake and only str keys match later lookups, while
-            // py2p keys by whatever form arrived and compares like with
-            // like. One form everywhere also keeps every broadcast of ours
-            // byte-identical on every link. See docs/protocol.md §5.
-            me: me.with_wire(IdWire::Str),
+            // Our id travels in one form (str unless configured), in every
+            // message, to every peer: js2p keys its routing table by the id
+            // object it got in our handshake and only str keys match later
+            // lookups, while py2p keys by whatever form arrived. One form
+            // everywhere also keeps every broadcast of ours byte-identical
+            // on every link. See docs/protocol.md.
+            me: me.with_wire(config.id_wire),
             out_addr,
             conns: BTreeMap::new(),
             routing: BTreeMap::new(),
