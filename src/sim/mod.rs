@@ -13,6 +13,8 @@
 //! - [`config`]: what one run is made of.
 //! - [`world`]: the simulation itself.
 //! - [`report`]: what it measured.
+//! - [`scenario`]: protocol layers under churn (a replicated dictionary
+//!   converging).
 //! - [`rig`]: state machines wired in memory and stepped by hand, for
 //!   tests, benchmarks and fuzzers.
 //! - [`graph`]: connectivity of a mesh's shape, for the reports, `rs2p demo`
@@ -30,9 +32,11 @@
 pub mod config;
 pub mod graph;
 pub mod link;
+mod measure;
 pub mod queue;
 pub mod report;
 pub mod rig;
+pub mod scenario;
 pub mod world;
 
 /// The simulator's generator: the crate's one seeded RNG.

@@ -1,4 +1,5 @@
-//! [`Simulation`]: many [`MeshState`]s wired together by simulated links,
+//! [`Simulation`]: many [`MeshState`]s (each with a protocol [`Layer`] on
+//! top, if the simulation has one) wired together by simulated links,
 //! driven by one event queue in virtual time.
 //!
 //! Nothing here touches a socket or a clock. A node "dials" an address of
@@ -11,12 +12,13 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::config::SimConfig;
-use super::graph::Graph;
 use super::link::LinkState;
 use super::queue::{EventQueue, Micros};
-use super::report::{BroadcastStats, SimReport, Summary, Topology, Traffic};
+use super::report::{SimReport, Topology, Traffic};
 use super::SimRng;
-use crate::protocol::mesh::{Action, CloseReason, ConnId, DialId, MeshConfig, MeshState};
+use crate::protocol::mesh::{
+    Action, CloseReason, ConnId, DialId, Layer, LayerCtx, MeshConfig, MeshState, Stack,
+};
 use crate::protocol::{
     compression, py2p_addr_text, uuid4_text, FrameDecoder, MainFlag, MessageId, Packet, PeerAddr,
     PeerId, SubFlag, CHECKSUM_LEN, PREFIX_LEN,
@@ -64,11 +66,11 @@ struct End {
 }
 
 #[derive(Debug)]
-struct Node {
-    state: MeshState,
-    alive: bool,
-    joined: bool,
-    ends: Vec<ConnId>,
+pub(super) struct Node<L> {
+    pub(super) state: Stack<L>,
+    pub(super) alive: bool,
+    pub(super) joined: bool,
+    pub(super) ends: Vec<ConnId>,
 }
 
 #[derive(Debug)]
@@ -84,11 +86,11 @@ enum Event {
 }
 
 #[derive(Debug)]
-struct Bcast {
-    origin: u32,
-    sent: Micros,
-    transmissions: u64,
-    bytes: u64,
+pub(super) struct Bcast {
+    pub(super) origin: u32,
+    pub(super) sent: Micros,
+    pub(super) transmissions: u64,
+    pub(super) bytes: u64,
 }
 
 /// A deterministic discrete-event simulation of a mesh of [`MeshState`]s.
@@ -101,35 +103,43 @@ struct Bcast {
 /// assert_eq!(report.summary.repeated_deliveries, 0);
 /// ```
 #[derive(Debug)]
-pub struct Simulation {
-    cfg: SimConfig,
+pub struct Simulation<L: Layer = ()> {
+    pub(super) cfg: SimConfig,
     /// Draws for links (jitter, loss).
-    link_rng: SimRng,
+    pub(super) link_rng: SimRng,
     /// Draws for the plan (bootstrap peers, origins, victims).
-    plan_rng: SimRng,
+    pub(super) plan_rng: SimRng,
     queue: EventQueue<Event>,
-    now: Micros,
-    end_at: Micros,
-    nodes: Vec<Node>,
-    index_of_addr: HashMap<PeerAddr, u32>,
-    index_of_id: HashMap<PeerId, u32>,
+    pub(super) now: Micros,
+    pub(super) end_at: Micros,
+    pub(super) nodes: Vec<Node<L>>,
+    pub(super) index_of_addr: HashMap<PeerAddr, u32>,
+    pub(super) index_of_id: HashMap<PeerId, u32>,
     ends: Vec<End>,
-    out: Vec<Action>,
-    ids: HashMap<MessageId, u32>,
-    bcasts: Vec<Bcast>,
-    receptions: Vec<u32>,
-    deliveries: Vec<u32>,
-    first_delivery: Vec<Micros>,
-    traffic: Traffic,
-    setup_traffic: Option<Traffic>,
-    topology_at_first_broadcast: Option<Topology>,
-    events: u64,
-    killed: usize,
+    pub(super) out: Vec<Action>,
+    pub(super) ids: HashMap<MessageId, u32>,
+    pub(super) bcasts: Vec<Bcast>,
+    pub(super) receptions: Vec<u32>,
+    pub(super) deliveries: Vec<u32>,
+    pub(super) first_delivery: Vec<Micros>,
+    pub(super) traffic: Traffic,
+    pub(super) setup_traffic: Option<Traffic>,
+    pub(super) topology_at_first_broadcast: Option<Topology>,
+    pub(super) events: u64,
+    pub(super) killed: usize,
 }
 
-impl Simulation {
-    /// Builds the nodes and schedules the whole timeline.
+impl Simulation<()> {
+    /// Builds plain mesh nodes and schedules the whole timeline.
     pub fn new(cfg: SimConfig) -> Self {
+        Simulation::with_layers(cfg, |_, _| ())
+    }
+}
+
+impl<L: Layer> Simulation<L> {
+    /// Builds the nodes, each with the layer `make(index, id)`, and
+    /// schedules the whole timeline.
+    pub fn with_layers(cfg: SimConfig, mut make: impl FnMut(usize, &PeerId) -> L) -> Self {
         let mut root = SimRng::new(cfg.seed);
         let mut id_rng = root.fork();
         let link_rng = root.fork();
@@ -157,7 +167,7 @@ impl Simulation {
             index_of_addr.insert(addr.clone(), i as u32);
             index_of_id.insert(id.clone(), i as u32);
             nodes.push(Node {
-                state: MeshState::new(id, addr, config),
+                state: Stack::new(MeshState::new(id.clone(), addr, config), make(i, &id)),
                 alive: false,
                 joined: false,
                 ends: Vec::new(),
@@ -244,7 +254,30 @@ impl Simulation {
 
     /// The state machine of node `index`.
     pub fn node(&self, index: usize) -> Option<&MeshState> {
-        self.nodes.get(index).map(|n| &n.state)
+        self.nodes.get(index).map(|n| n.state.mesh())
+    }
+
+    /// The protocol layer of node `index`.
+    pub fn layer(&self, index: usize) -> Option<&L> {
+        self.nodes.get(index).map(|n| n.state.layer())
+    }
+
+    /// Runs a command on node `index`'s layer now (in virtual time) and
+    /// carries out what it asks; `None` if the node is not alive.
+    pub fn with_layer<R>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut L, &mut LayerCtx<'_>) -> R,
+    ) -> Option<R> {
+        if !self.is_alive(index) {
+            return None;
+        }
+        let now = self.now_ms();
+        let mut out = std::mem::take(&mut self.out);
+        let r = self.nodes[index].state.with_layer(now, &mut out, f);
+        self.apply(index as u32, &mut out);
+        self.out = out;
+        Some(r)
     }
 
     /// Whether node `index` has joined and not been killed.
@@ -305,9 +338,12 @@ impl Simulation {
         }
         for j in picked {
             let addr = sim_addr(j as usize);
+            let now = self.now_ms();
             let dial = self.nodes[i as usize]
                 .state
-                .note_dialling(None, addr.clone());
+                .with_mesh(now, &mut Vec::new(), |m, _| {
+                    m.note_dialling(None, addr.clone())
+                });
             self.dial(i, dial, &addr);
         }
     }
@@ -330,6 +366,7 @@ impl Simulation {
             decoder: FrameDecoder::new(
                 self.nodes[node as usize]
                     .state
+                    .mesh()
                     .config()
                     .limits
                     .max_frame_len,
@@ -432,12 +469,11 @@ impl Simulation {
                 }
                 Err(err) => {
                     e.decoder.clear();
-                    self.nodes[node as usize].state.close(
-                        now,
-                        end,
-                        CloseReason::Protocol(err),
-                        &mut out,
-                    );
+                    self.nodes[node as usize]
+                        .state
+                        .with_mesh(now, &mut out, |m, out| {
+                            m.close(now, end, CloseReason::Protocol(err), out)
+                        });
                 }
             }
             self.apply(node, &mut out);
@@ -578,13 +614,17 @@ impl Simulation {
         payload[..4].copy_from_slice(&k.to_be_bytes());
         let now = self.now_ms();
         let mut out = std::mem::take(&mut self.out);
-        let sent = self.nodes[origin as usize].state.send(
-            now,
-            SubFlag::Broadcast.as_u8().into(),
-            MainFlag::Broadcast,
-            vec![Packet::bin(payload)],
-            &mut out,
-        );
+        let sent = self.nodes[origin as usize]
+            .state
+            .with_mesh(now, &mut out, |m, out| {
+                m.send(
+                    now,
+                    SubFlag::Broadcast.as_u8().into(),
+                    MainFlag::Broadcast,
+                    vec![Packet::bin(payload)],
+                    out,
+                )
+            });
         self.bcasts.push(Bcast {
             origin,
             sent: self.now,
@@ -614,113 +654,5 @@ impl Simulation {
         for end in ends {
             self.close(end);
         }
-    }
-
-    /// The shape of the mesh now, from every live node's routing table.
-    /// Components are counted over the links between live nodes that
-    /// either end lists.
-    pub fn topology(&self) -> Topology {
-        let mut t = Topology {
-            min_outgoing: usize::MAX,
-            ..Topology::default()
-        };
-        let mut tables: Vec<Vec<u32>> = vec![Vec::new(); self.nodes.len()];
-        let (mut live, mut links) = (Vec::new(), Vec::new());
-        for (i, node) in self.nodes.iter().enumerate() {
-            if !node.alive {
-                continue;
-            }
-            t.alive += 1;
-            live.push(i);
-            let peers = node.state.peers();
-            let outgoing = peers.iter().filter(|p| p.outgoing).count();
-            t.max_outgoing = t.max_outgoing.max(outgoing);
-            t.min_outgoing = t.min_outgoing.min(outgoing);
-            t.max_degree = t.max_degree.max(peers.len());
-            t.isolated += usize::from(peers.is_empty());
-            t.routing_entries += peers.len();
-            tables[i] = peers
-                .iter()
-                .filter_map(|p| self.index_of_id.get(&p.id).copied())
-                .collect();
-            links.extend(tables[i].iter().map(|&j| (i, j as usize)));
-        }
-        for (i, table) in tables.iter().enumerate() {
-            for &j in table {
-                if !self.nodes[j as usize].alive || !tables[j as usize].contains(&(i as u32)) {
-                    t.asymmetric += 1;
-                }
-            }
-        }
-        if t.alive == 0 {
-            t.min_outgoing = 0;
-        }
-        let components = Graph::new(live, links).components();
-        t.components = components.len();
-        t.largest_component = components.iter().map(Vec::len).max().unwrap_or(0);
-        t
-    }
-
-    fn report(&self) -> SimReport {
-        let n = self.cfg.nodes;
-        let mut broadcasts = Vec::with_capacity(self.bcasts.len());
-        let mut delays_ms: Vec<f64> = Vec::new();
-        for (b, bc) in self.bcasts.iter().enumerate() {
-            let mut s = BroadcastStats {
-                origin: bc.origin as usize,
-                sent_ms: bc.sent / 1000,
-                transmissions: bc.transmissions,
-                bytes: bc.bytes,
-                ..BroadcastStats::default()
-            };
-            let mut last: Micros = bc.sent;
-            for (i, node) in self.nodes.iter().enumerate() {
-                let slot = b * n + i;
-                let delivered = self.deliveries[slot];
-                s.repeated_deliveries += u64::from(delivered.saturating_sub(1));
-                let received = self.receptions[slot];
-                s.receptions += u64::from(received);
-                // Eligible: alive when it was sent and still alive at the end.
-                if !node.alive || !self.joined_before(i, bc.sent) {
-                    continue;
-                }
-                s.eligible += 1;
-                if i == bc.origin as usize {
-                    s.reached += 1;
-                    continue;
-                }
-                if delivered > 0 {
-                    s.reached += 1;
-                    let at = self.first_delivery[slot];
-                    last = last.max(at);
-                    delays_ms.push((at - bc.sent) as f64 / 1000.0);
-                    s.duplicates += u64::from(received.saturating_sub(1));
-                    s.max_copies = s.max_copies.max(received);
-                }
-            }
-            if s.reached == s.eligible {
-                s.full_coverage_ms = Some((last - bc.sent) as f64 / 1000.0);
-            }
-            broadcasts.push(s);
-        }
-        let topology_start = self.topology_at_first_broadcast.clone().unwrap_or_default();
-        let summary = Summary::new(&broadcasts, &mut delays_ms, topology_start.alive);
-        SimReport {
-            config: self.cfg.clone(),
-            killed: self.killed,
-            topology_start,
-            topology_end: self.topology(),
-            setup_traffic: self.setup_traffic.clone().unwrap_or_default(),
-            traffic: self.traffic.clone(),
-            broadcasts,
-            summary,
-            events: self.events,
-        }
-    }
-
-    /// Whether node `i` had joined by virtual time `at`.
-    fn joined_before(&self, i: usize, at: Micros) -> bool {
-        let n = self.cfg.nodes.max(1) as u64;
-        self.nodes[i].joined && self.cfg.join_ms * 1000 * i as u64 / n <= at
     }
 }

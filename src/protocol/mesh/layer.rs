@@ -72,7 +72,10 @@ pub trait Layer: Any + Send {
     fn claims(&self, message: &InternalMessage) -> bool;
 
     /// A peer completed its handshake on `conn` (it is in the routing
-    /// table, and our peer list is on its way to it).
+    /// table, and our peer list is on its way to it), or a peer already
+    /// known is now reached on `conn` (its first connection lost a race or
+    /// failed over; messages in flight on the old one may be lost, so a
+    /// layer greets it again).
     fn on_peer_ready(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId, conn: ConnId) {
         let _ = (ctx, peer, conn);
     }
@@ -311,7 +314,9 @@ impl<L: Layer> Stack<L> {
         while i < out.len() {
             let hook = match &out[i] {
                 Action::Deliver(d) if self.layer.claims(&d.message) => Hook::Message,
-                Action::Event(MeshEvent::PeerJoined { id, conn }) => Hook::Ready(id.clone(), *conn),
+                Action::Event(
+                    MeshEvent::PeerJoined { id, conn } | MeshEvent::Rebound { id, conn },
+                ) => Hook::Ready(id.clone(), *conn),
                 Action::Event(MeshEvent::PeerLeft { id, .. }) => Hook::Left(id.clone()),
                 _ => {
                     i += 1;

@@ -276,19 +276,26 @@ impl SyncState {
     }
 
     /// A write from a peer: applied under the lease rule and the bounds, or
-    /// counted and dropped.
-    fn apply_remote(&mut self, now: u64, key: SyncKey, value: Packet, meta: Meta, kind: WriteKind) {
+    /// counted and dropped. Whether it was applied.
+    fn apply_remote(
+        &mut self,
+        now: u64,
+        key: SyncKey,
+        value: Packet,
+        meta: Meta,
+        kind: WriteKind,
+    ) -> bool {
         let leasing = self.config.leasing;
         let outcome = {
             let store = read(&self.store);
             let old = store.get(&key);
             if kind == WriteKind::Delete && old.is_none() {
                 self.stats.unknown_deletes += 1;
-                return;
+                return false;
             }
             if store.lease_allows(&key, &meta, kind, leasing, now).is_err() {
                 self.stats.leased += 1;
-                return;
+                return false;
             }
             match kind {
                 WriteKind::Delete => None,
@@ -301,7 +308,7 @@ impl SyncState {
                         Some(m) => Some(m),
                         None => {
                             self.stats.bad_deltas += 1;
-                            return;
+                            return false;
                         }
                     }
                 }
@@ -314,11 +321,12 @@ impl SyncState {
             Some(value) => {
                 if self.store().fits(&key, &value, &self.config).is_err() {
                     self.stats.over_bounds += 1;
-                    return;
+                    return false;
                 }
                 self.apply(key, Arc::new(value), meta);
             }
         }
+        true
     }
 
     /// Whispers catch-up entries to `conn` from where it stopped, up to the
@@ -403,24 +411,48 @@ impl Layer for SyncState {
                     self.stats.malformed += 1;
                     return;
                 };
-                let meta = match catch_up {
-                    Some(meta) => {
-                        // A catch-up entry never overwrites a value that is
-                        // there (py2p: "truthy"), whatever its main flag.
-                        if self.store().get(&key).is_some_and(|e| is_truthy(&e.value)) {
-                            self.stats.catch_up_skipped += 1;
-                            return;
-                        }
-                        meta
-                    }
-                    None => sender_meta,
-                };
                 let kind = if value.is_nil() {
                     WriteKind::Delete
                 } else {
                     WriteKind::Set
                 };
-                self.apply_remote(now, key, value, meta, kind);
+                let Some(meta) = catch_up else {
+                    self.apply_remote(now, key, value, sender_meta, kind);
+                    return;
+                };
+                // A catch-up entry never overwrites a value that is there
+                // (py2p: "truthy"), whatever its main flag; nor one that is
+                // the very same entry.
+                let known = self
+                    .store()
+                    .get(&key)
+                    .is_some_and(|e| is_truthy(&e.value) || (*e.value == value && e.meta == meta));
+                if known {
+                    self.stats.catch_up_skipped += 1;
+                    return;
+                }
+                let forward = vec![
+                    key.to_packet(),
+                    value.clone(),
+                    crate::protocol::id_to_packet(&meta.owner),
+                    meta.time.into(),
+                ];
+                if self.apply_remote(now, key, value, meta, kind) {
+                    // Better than the references: an entry new to us goes
+                    // on to our other peers, so a write made while its
+                    // writer was cut off reaches the whole network, not
+                    // only the writer's direct peers.
+                    let others: Vec<ConnId> = ctx
+                        .mesh()
+                        .peers()
+                        .into_iter()
+                        .map(|p| p.conn)
+                        .filter(|&c| c != delivery.conn)
+                        .collect();
+                    for conn in others {
+                        let _ = ctx.whisper(conn, SubFlag::Store.as_u8(), forward.clone());
+                    }
+                }
             }
             Some(SubFlag::Delta) => {
                 let p = &message.payload;
