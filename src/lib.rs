@@ -101,7 +101,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod net;
 pub mod protocol;
 pub mod sim;

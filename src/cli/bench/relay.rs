@@ -5,9 +5,8 @@
 //! the very bytes that arrived (no re-encoding).
 
 use bytes::Bytes;
-
-use crate::protocol::mesh::{Action, ConnId, MeshConfig, MeshState};
-use crate::protocol::{Compression, FrameDecoder, MainFlag, Packet, PeerId, SubFlag};
+use rs2p::protocol::mesh::{Action, ConnId, MeshConfig, MeshState};
+use rs2p::protocol::{Compression, FrameDecoder, MainFlag, Packet, PeerId, SubFlag};
 
 /// Unix time (s) the rig's messages are stamped with.
 const NOW: u64 = 1_700_000_000;

@@ -17,13 +17,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rs2p::protocol::mesh::SplitMix64;
+use rs2p::protocol::Packet;
+use rs2p::{Error, MeshSocket};
 use serde_json::{json, Value};
 
 use super::mesh::{settle, start_nodes, Shape};
 use super::workload::payload;
-use crate::protocol::mesh::SplitMix64;
-use crate::protocol::Packet;
-use crate::{Error, MeshSocket};
 
 /// What the memory benchmark measured.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,14 +1,50 @@
-//! `rs2p bench`: the mesh benchmarks (see `rs2p::bench`): the standard
-//! workload on rs2p, the floor relay and (optionally) real py2p nodes, a
-//! mesh of N nodes, and resident memory with many nodes in one process.
+//! `rs2p bench`: the mesh benchmarks: the standard workload on rs2p, the
+//! floor relay and (optionally) real py2p nodes, a mesh of N nodes, and
+//! resident memory with many nodes in one process. Part of the binary, not
+//! of the library: it uses only rs2p's public API.
+//!
+//! - [`harness`]: timing (warm-up, several runs, medians).
+//! - `relay` (compiled here in test builds only): one state machine wired
+//!   between two peers, to measure and check the relay path (forwarded
+//!   bytes are the received bytes).
+//! - [`workload`]: the payload (sequence number, send time), latency
+//!   histograms, per-receiver tracking, the result of a run.
+//! - [`wire`]: a TCP transport that counts bytes on the wire.
+//! - [`mesh`]: rs2p nodes in this process (line or mesh).
+//! - [`floor`]: the floor: relays that only split frames and copy bytes.
+//! - [`procs`]: one process per node, rs2p or py2p, same protocol.
+//! - [`memory`]: resident memory per node and per idle connection.
+//! - [`suite`]: what `rs2p bench` runs, with medians and ratios.
+//!
+//! `benches/codec.rs` includes `harness.rs` and `relay.rs` with `#[path]`:
+//! both use only std, `bytes` and rs2p's public API, so they compile there
+//! as they do here, and their unit tests run with the binary's.
+
+mod floor;
+// The binary uses `median`; the rest of the timing harness serves
+// `benches/codec.rs`. Test builds use all of it, so dead code is still
+// caught there.
+#[cfg_attr(not(test), allow(dead_code))]
+mod harness;
+mod memory;
+mod mesh;
+mod procs;
+// Only `benches/codec.rs` uses the relay rig; it is compiled here for its
+// unit test.
+#[cfg(test)]
+mod relay;
+mod suite;
+mod wire;
+mod workload;
 
 use std::process::ExitCode;
 
 use clap::Args;
-use rs2p::bench::mesh::Shape;
-use rs2p::bench::procs::{child_main, NodeCommand};
-use rs2p::bench::suite::{run_suite, SuiteConfig};
 use rs2p::protocol::Compression;
+
+use mesh::Shape;
+use procs::{child_main, NodeCommand};
+use suite::{run_suite, SuiteConfig};
 
 pub const AFTER_HELP: &str = "\
 The standard workload: a 4-node line on loopback TCP, node 0 broadcasts
