@@ -12,14 +12,29 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rs2p::bench::harness::{bench, bench_op, human_rate, Sample, Stats};
-use rs2p::bench::relay::RelayRig;
 use rs2p::protocol::mesh::Waterfall;
 use rs2p::protocol::{
     decode_body, decode_frame, CodecLimits, Compression, FrameDecoder, InternalMessage, MainFlag,
     Packet, PeerId, SubFlag, CHECKSUM_LEN,
 };
 use sha2::{Digest, Sha256};
+
+// The timing harness and the relay rig live with `rs2p bench` in the
+// binary (src/cli/bench/), not in the library. They use only std, `bytes`
+// and rs2p's public API, so this bench includes the very same files; their
+// unit tests run with the binary's (`cargo test --bins`). Cargo builds this
+// bench with `--cfg test` but without the test harness, so the files' test
+// modules compile with their tests left out: their `use super::*` is unused.
+#[allow(unused_imports)]
+#[path = "../src/cli/bench/harness.rs"]
+mod harness;
+// This bench has no use for `RelayRig::is_wired`; the rig's unit test does.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/cli/bench/relay.rs"]
+mod relay;
+
+use harness::{bench, bench_op, human_rate, Sample, Stats};
+use relay::RelayRig;
 
 const SIZES: [(usize, &str); 3] = [(16, "16 B"), (1024, "1 KiB"), (65536, "64 KiB")];
 

@@ -84,6 +84,15 @@
 //!   trait, chosen by the protocol's `encryption`; TLS in compatibility or
 //!   verified mode.
 //!
+//! # Cargo features
+//!
+//! - `cli` (default): the `rs2p` program and its benchmarks, with what
+//!   only they need (`clap`, `tracing-subscriber`, `serde_json`, tokio's
+//!   multi-threaded runtime and signals). A program that only uses the
+//!   library can leave it out:
+//!   `rs2p = { version = "0.1", default-features = false }`. The library
+//!   spawns its tasks on whatever tokio runtime it is called from.
+//!
 //! # Examples
 //! Encode a broadcast as py2p would, and read it back:
 //! ```
@@ -101,7 +110,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod net;
 pub mod protocol;
 pub mod sim;

@@ -154,7 +154,6 @@ fn same_seed_same_run_other_seed_other_run() {
     let a = Simulation::new(cfg.clone()).run();
     let b = Simulation::new(cfg.clone()).run();
     assert_eq!(a, b);
-    assert_eq!(a.to_json(), b.to_json());
     let c = Simulation::new(SimConfig { seed: 43, ..cfg }).run();
     assert_ne!(a, c);
 }

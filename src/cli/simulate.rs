@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use clap::Args;
 use rs2p::protocol::Compression;
-use rs2p::sim::{LinkModel, SimConfig, SimReport, Simulation};
+use rs2p::sim::{LinkModel, SimConfig, SimReport, Simulation, Topology, Traffic};
+use serde_json::{json, Value};
 
 pub const AFTER_HELP: &str = "\
 Nodes join one after another over --join-ms, each dialling --bootstrap random
@@ -167,7 +168,7 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     let report = Simulation::new(args.config()).run();
     let wall = started.elapsed().as_secs_f64();
     if args.json {
-        let mut v = report.to_json();
+        let mut v = report_json(&report);
         v["wall_seconds"] = wall.into();
         println!("{v}");
     } else {
@@ -175,6 +176,55 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         println!("wall time: {wall:.2} s");
     }
     ExitCode::SUCCESS
+}
+
+/// The report as JSON (`--json`): the configuration, the mesh at the
+/// first broadcast and at the end, traffic, the summary, events processed.
+fn report_json(r: &SimReport) -> Value {
+    let c = &r.config;
+    let s = &r.summary;
+    let topology = |t: &Topology| {
+        json!({
+            "alive": t.alive, "mean_degree": t.mean_degree(), "max_degree": t.max_degree,
+            "max_outgoing": t.max_outgoing, "min_outgoing": t.min_outgoing, "isolated": t.isolated,
+            "asymmetric": t.asymmetric, "components": t.components,
+            "largest_component": t.largest_component,
+        })
+    };
+    let traffic = |t: &Traffic| {
+        json!({
+            "control_frames": t.control_frames, "control_bytes": t.control_bytes,
+            "broadcast_frames": t.broadcast_frames, "broadcast_bytes": t.broadcast_bytes,
+        })
+    };
+    json!({
+        "config": {
+            "nodes": c.nodes, "seed": c.seed, "churn": c.churn,
+            "latency_ms": c.link.latency_ms, "jitter_ms": c.link.jitter_ms,
+            "bandwidth": c.link.bandwidth, "loss": c.link.loss,
+            "bootstrap": c.bootstrap, "max_outgoing": c.max_outgoing,
+            "broadcasts": c.broadcasts, "payload_len": c.payload_len,
+            "compression": c.compression.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        },
+        "killed": r.killed,
+        "topology_start": topology(&r.topology_start),
+        "topology_end": topology(&r.topology_end),
+        "setup_traffic": traffic(&r.setup_traffic),
+        "traffic": traffic(&r.traffic),
+        "summary": {
+            "coverage_mean": s.coverage_mean, "coverage_min": s.coverage_min,
+            "fully_covered": s.fully_covered, "broadcasts": s.broadcasts,
+            "full_coverage_ms_median": s.full_coverage_ms_median,
+            "full_coverage_ms_max": s.full_coverage_ms_max,
+            "latency_p50_ms": s.latency_p50_ms, "latency_p99_ms": s.latency_p99_ms,
+            "transmissions_mean": s.transmissions_mean, "worst_case": s.worst_case,
+            "transmissions_ratio": s.transmissions_ratio,
+            "transmissions_per_node": s.transmissions_per_node,
+            "duplicates_per_node": s.duplicates_per_node, "max_copies": s.max_copies,
+            "repeated_deliveries": s.repeated_deliveries,
+        },
+        "events": r.events,
+    })
 }
 
 fn table_header() -> String {
@@ -243,5 +293,42 @@ mod tests {
         assert_eq!(c.compression, vec![Compression::Snappy]);
         assert!(Wrapper::try_parse_from(["simulate", "--churn", "2"]).is_err());
         assert!(Wrapper::try_parse_from(["simulate", "--compression", "zip"]).is_err());
+    }
+
+    /// Same seed, same JSON (was `tests/sim.rs`, before the JSON rendering
+    /// moved here from the library), and the figures land where `--json`
+    /// readers look for them.
+    #[test]
+    fn same_seed_same_json() {
+        let cfg = SimConfig {
+            nodes: 50,
+            seed: 42,
+            join_ms: 2_000,
+            settle_ms: 5_000,
+            broadcasts: 10,
+            broadcast_interval_ms: 200,
+            drain_ms: 3_000,
+            churn: 0.1,
+            link: LinkModel {
+                loss: 0.02,
+                ..LinkModel::default()
+            },
+            ..SimConfig::default()
+        };
+        let a = Simulation::new(cfg.clone()).run();
+        let b = Simulation::new(cfg).run();
+        let json = report_json(&a);
+        assert_eq!(json, report_json(&b));
+        assert_eq!(json["config"]["nodes"], 50);
+        assert_eq!(json["config"]["seed"], 42);
+        assert_eq!(json["killed"], a.killed);
+        assert_eq!(json["summary"]["broadcasts"], a.summary.broadcasts);
+        assert_eq!(json["summary"]["fully_covered"], a.summary.fully_covered);
+        assert_eq!(json["topology_start"]["alive"], a.topology_start.alive);
+        assert_eq!(
+            json["traffic"]["broadcast_frames"],
+            a.traffic.broadcast_frames
+        );
+        assert_eq!(json["events"], a.events);
     }
 }

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use serde_json::{json, Value};
-
 use super::config::SimConfig;
 
 /// Frames and bytes put on the simulated wire.
@@ -199,56 +197,6 @@ pub struct SimReport {
 
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"))
-}
-
-impl SimReport {
-    /// The report as JSON.
-    pub fn to_json(&self) -> Value {
-        let c = &self.config;
-        let s = &self.summary;
-        let topo = |t: &Topology| {
-            json!({
-                "alive": t.alive, "mean_degree": t.mean_degree(), "max_degree": t.max_degree,
-                "max_outgoing": t.max_outgoing, "min_outgoing": t.min_outgoing, "isolated": t.isolated,
-                "asymmetric": t.asymmetric, "components": t.components,
-                "largest_component": t.largest_component,
-            })
-        };
-        let traffic = |t: &Traffic| {
-            json!({
-                "control_frames": t.control_frames, "control_bytes": t.control_bytes,
-                "broadcast_frames": t.broadcast_frames, "broadcast_bytes": t.broadcast_bytes,
-            })
-        };
-        json!({
-            "config": {
-                "nodes": c.nodes, "seed": c.seed, "churn": c.churn,
-                "latency_ms": c.link.latency_ms, "jitter_ms": c.link.jitter_ms,
-                "bandwidth": c.link.bandwidth, "loss": c.link.loss,
-                "bootstrap": c.bootstrap, "max_outgoing": c.max_outgoing,
-                "broadcasts": c.broadcasts, "payload_len": c.payload_len,
-                "compression": c.compression.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            },
-            "killed": self.killed,
-            "topology_start": topo(&self.topology_start),
-            "topology_end": topo(&self.topology_end),
-            "setup_traffic": traffic(&self.setup_traffic),
-            "traffic": traffic(&self.traffic),
-            "summary": {
-                "coverage_mean": s.coverage_mean, "coverage_min": s.coverage_min,
-                "fully_covered": s.fully_covered, "broadcasts": s.broadcasts,
-                "full_coverage_ms_median": s.full_coverage_ms_median,
-                "full_coverage_ms_max": s.full_coverage_ms_max,
-                "latency_p50_ms": s.latency_p50_ms, "latency_p99_ms": s.latency_p99_ms,
-                "transmissions_mean": s.transmissions_mean, "worst_case": s.worst_case,
-                "transmissions_ratio": s.transmissions_ratio,
-                "transmissions_per_node": s.transmissions_per_node,
-                "duplicates_per_node": s.duplicates_per_node, "max_copies": s.max_copies,
-                "repeated_deliveries": s.repeated_deliveries,
-            },
-            "events": self.events,
-        })
-    }
 }
 
 impl fmt::Display for SimReport {

@@ -164,6 +164,12 @@ impl<L: Layer> Rig<L> {
         &self.nodes[i]
     }
 
+    /// Node `i`, to drive it directly (a benchmark feeding it frames
+    /// without the rig's queues in between).
+    pub fn node_mut(&mut self, i: usize) -> &mut Stack<L> {
+        &mut self.nodes[i]
+    }
+
     /// Node `i`'s mesh state.
     pub fn mesh(&self, i: usize) -> &MeshState {
         self.nodes[i].mesh()
@@ -282,6 +288,19 @@ impl<L: Layer> Rig<L> {
             }
             self.apply(at.0, out);
         }
+    }
+
+    /// Takes the frames queued to be read at `at` without reading them.
+    pub fn take_inbound(&mut self, at: End) -> Vec<Bytes> {
+        self.inbound
+            .remove(&at)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Frame(bytes) => Some(bytes),
+                Item::Fin => None,
+            })
+            .collect()
     }
 
     /// Injects raw bytes to be read at `at`, as if its peer had sent them.

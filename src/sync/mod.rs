@@ -5,7 +5,7 @@
 //! writes flood through the mesh, a newcomer catches up from each peer on
 //! joining, and (with leasing, the default) a key you set stays yours for
 //! an hour. The protocol logic is the pure layer
-//! [`SyncState`](crate::protocol::sync::SyncState); this module is the thin
+//! [`SyncState`]; this module is the thin
 //! tokio handle over a node running it. The node is a full mesh node too:
 //! [`SyncSocket::mesh`] reaches its broadcasts, whispers and events.
 //!

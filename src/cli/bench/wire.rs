@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use rs2p::transport::{BoxFuture, ByteStreamWriter, Stream, Transport};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-
-use crate::transport::{BoxFuture, ByteStreamWriter, Stream, Transport};
 
 /// TCP, counting the bytes written by every connection into one counter.
 #[derive(Clone, Debug, Default)]
@@ -23,11 +22,6 @@ impl CountingTcp {
     /// A transport adding to `written`.
     pub fn new(written: Arc<AtomicU64>) -> Self {
         CountingTcp { written }
-    }
-
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
     }
 
     fn wrap(&self, tcp: TcpStream) -> Stream {

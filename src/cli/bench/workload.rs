@@ -197,14 +197,6 @@ impl Tracker {
     pub fn complete(&self) -> bool {
         self.got >= self.expected
     }
-
-    /// Sequence numbers still missing (at most `limit` of them).
-    pub fn missing(&self, limit: usize) -> Vec<u64> {
-        (0..self.expected)
-            .filter(|&s| self.seen[(s / 64) as usize] & (1 << (s % 64)) == 0)
-            .take(limit)
-            .collect()
-    }
 }
 
 /// One run of one system on one topology.
@@ -334,7 +326,6 @@ mod tests {
         t.record(&payload(99, 16), sent);
         assert_eq!((t.got, t.duplicates, t.foreign), (1, 1, 1));
         assert_eq!(t.latency.quantile(0.5), 2500.0);
-        assert_eq!(t.missing(3), vec![0, 1, 2]);
     }
 
     #[test]

@@ -17,13 +17,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rs2p::protocol::{Packet, Rng};
+use rs2p::{Error, MeshSocket};
 use serde_json::{json, Value};
 
 use super::mesh::{settle, start_nodes, Shape};
 use super::workload::payload;
-use crate::protocol::Packet;
-use crate::protocol::Rng;
-use crate::{Error, MeshSocket};
 
 /// What the memory benchmark measured.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,13 +14,13 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rs2p::protocol::{Compression, Packet};
+use rs2p::{Error, MeshSocket};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::wire::CountingTcp;
 use super::workload::{now_ns, payload, Histogram, RunResult, Tracker};
-use crate::protocol::{Compression, Packet};
-use crate::{Error, MeshSocket};
 
 /// How to start one node process; `{port}` in `args` is replaced by a free
 /// loopback port.

@@ -134,6 +134,14 @@ mod tests {
         assert_eq!(median(&[]), 0.0);
         let s = Stats::from_rates(vec![10.0, 30.0, 20.0]);
         assert_eq!((s.min(), s.median(), s.max()), (10.0, 20.0, 30.0));
+        assert_eq!(s.median_ns(), 5e7);
+    }
+
+    #[test]
+    fn human_rates() {
+        assert_eq!(human_rate(1_234_567.0), "1.23 M/s");
+        assert_eq!(human_rate(456_000.0), "456.0 k/s");
+        assert_eq!(human_rate(7.84), "7.8 /s");
     }
 
     #[test]

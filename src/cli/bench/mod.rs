@@ -1,14 +1,51 @@
-//! `rs2p bench`: the mesh benchmarks (see `rs2p::bench`): the standard
-//! workload on rs2p, the floor relay and (optionally) real py2p nodes, a
-//! mesh of N nodes, and resident memory with many nodes in one process.
+//! `rs2p bench`: the mesh benchmarks: the standard workload on rs2p, the
+//! floor relay and (optionally) real py2p nodes, a mesh of N nodes, and
+//! resident memory with many nodes in one process. Part of the binary, not
+//! of the library: it uses only rs2p's public API.
+//!
+//! - [`harness`]: timing (warm-up, several runs, medians).
+//! - `relay` (compiled here in test builds only): one state machine wired
+//!   between two peers, to measure and check the relay path (forwarded
+//!   bytes are the received bytes).
+//! - [`workload`]: the payload (sequence number, send time), latency
+//!   histograms, per-receiver tracking, the result of a run.
+//! - [`wire`]: a TCP transport that counts bytes on the wire.
+//! - [`mesh`]: rs2p nodes in this process (line or mesh).
+//! - [`floor`]: the floor: relays that only split frames and copy bytes.
+//! - [`procs`]: one process per node, rs2p or py2p, same protocol.
+//! - [`memory`]: resident memory per node and per idle connection.
+//! - [`suite`]: what `rs2p bench` runs, with medians and ratios.
+//!
+//! `benches/codec.rs` includes `harness.rs` and `relay.rs` with `#[path]`:
+//! both use only std, `bytes` and rs2p's public API, so they compile there
+//! as they do here, and their unit tests run with the binary's.
 
+mod floor;
+// The binary uses `median`; the rest of the timing harness serves
+// `benches/codec.rs`. Test builds use all of it, so dead code is still
+// caught there.
+#[cfg_attr(not(test), allow(dead_code))]
+mod harness;
+mod memory;
+mod mesh;
+mod procs;
+// Only `benches/codec.rs` uses the relay rig; it is compiled here for its
+// unit test.
+#[cfg(test)]
+mod relay;
+mod suite;
+mod wire;
+mod workload;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use rs2p::bench::mesh::Shape;
-use rs2p::bench::procs::{child_main, NodeCommand};
-use rs2p::bench::suite::{run_suite, SuiteConfig};
 use rs2p::protocol::Compression;
+
+use mesh::Shape;
+use procs::{child_main, NodeCommand};
+use suite::{run_suite, SuiteConfig};
 
 pub const AFTER_HELP: &str = "\
 The standard workload: a 4-node line on loopback TCP, node 0 broadcasts
@@ -24,6 +61,10 @@ Examples:
   rs2p bench --processes --py2p       + one process per node, + py2p
   rs2p bench --memory-nodes 1000 --no-standard --mesh-nodes 0
   rs2p bench --memory-nodes 1000 --memory-shape line --no-standard --mesh-nodes 0";
+
+/// Where `--py2p-script` looks by default, from the root of the rs2p
+/// source tree.
+const PY2P_SCRIPT: &str = "bench/py2p_line.py";
 
 /// Options of `rs2p bench`.
 #[derive(Debug, Args)]
@@ -62,8 +103,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     pub py2p_window: u64,
 
-    /// The py2p node script.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/py2p_line.py"))]
+    /// The py2p node script (the default is where it is in a checkout of
+    /// rs2p, relative to the current directory).
+    #[arg(long, value_name = "PATH", default_value = PY2P_SCRIPT)]
     pub py2p_script: String,
 
     /// Nodes of the mesh workload (0 skips it).
@@ -131,6 +173,19 @@ async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
         .chain(["--child-node", "--port", "{port}", "--compression", "none"].map(String::from))
         .collect();
     let python = std::env::var("RS2P_PYTHON").unwrap_or_else(|_| "python3".into());
+    // Before any run: a missing script would otherwise fail only after the
+    // rs2p measurements.
+    let py2p_script = if args.py2p {
+        match find_py2p_script(&args.py2p_script) {
+            Ok(path) => path.to_string_lossy().into_owned(),
+            Err(e) => {
+                eprintln!("rs2p bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        String::new()
+    };
     let cfg = SuiteConfig {
         runs: args.runs,
         broadcasts: args.broadcasts,
@@ -145,7 +200,7 @@ async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
         }),
         py2p_process: args.py2p.then(|| NodeCommand {
             program: python,
-            args: vec![args.py2p_script.clone(), "{port}".into(), "none".into()],
+            args: vec![py2p_script, "{port}".into(), "none".into()],
         }),
         memory_nodes: args.memory_nodes,
         memory_shapes: vec![if args.memory_shape == "line" {
@@ -168,6 +223,23 @@ async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
     }
 }
 
+/// The py2p node script at `path` (relative to the current directory),
+/// made absolute; an error that says what to do if it is not there.
+fn find_py2p_script(path: &str) -> Result<PathBuf, String> {
+    let absolute = std::path::absolute(Path::new(path))
+        .map_err(|e| format!("cannot resolve the py2p node script {path:?}: {e}"))?;
+    if absolute.is_file() {
+        Ok(absolute)
+    } else {
+        Err(format!(
+            "no py2p node script at {} ({path:?} from the current directory); \
+             run from the root of the rs2p source tree, or pass \
+             --py2p-script PATH (the script is {PY2P_SCRIPT} in the rs2p repository)",
+            absolute.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +258,10 @@ mod tests {
         assert_eq!(w.args.runs, 5);
         assert_eq!(w.args.mesh_nodes, 8);
         assert!(w.args.py2p_script.ends_with("bench/py2p_line.py"));
+        assert_eq!(
+            w.args.py2p_script, PY2P_SCRIPT,
+            "relative, not a build path"
+        );
         let child = [
             "bench",
             "--child-node",
@@ -197,5 +273,25 @@ mod tests {
         let w = Wrapper::try_parse_from(child).unwrap();
         assert!(w.args.child_node);
         assert_eq!(w.args.port, 4444);
+    }
+
+    #[test]
+    fn help_has_no_build_paths() {
+        use clap::CommandFactory;
+        let help = Wrapper::command().render_long_help().to_string();
+        assert!(help.contains("[default: bench/py2p_line.py]"), "{help}");
+        assert!(!help.contains(env!("CARGO_MANIFEST_DIR")), "{help}");
+    }
+
+    #[test]
+    fn py2p_script_is_found_or_explained() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/py2p_line.py");
+        let found = find_py2p_script(script).unwrap();
+        assert!(found.is_absolute() && found.ends_with(PY2P_SCRIPT));
+        let e = find_py2p_script("no/such/dir/py2p_line.py").unwrap_err();
+        assert!(
+            e.contains("no/such/dir/py2p_line.py") && e.contains("--py2p-script"),
+            "{e}"
+        );
     }
 }

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rs2p::protocol::{CodecLimits, Compression, InternalMessage, MainFlag, Packet, SubFlag};
+use rs2p::{Error, MeshSocket};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::CountingTcp;
 use super::workload::{combine, now_ns, payload, RunResult, Tracker};
-use crate::protocol::{CodecLimits, Compression, InternalMessage, MainFlag, Packet, SubFlag};
-use crate::{Error, MeshSocket};
 
 /// How the benchmark nodes are connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl LoadConfig {
 pub fn frame_len(len: usize) -> usize {
     let msg = InternalMessage::new(
         MainFlag::Broadcast,
-        crate::PeerId::from("x".repeat(66)),
+        rs2p::PeerId::from("x".repeat(66)),
         1_700_000_000,
         vec![
             SubFlag::Broadcast.as_u8().into(),
@@ -190,7 +190,7 @@ async fn receive(
         };
         let Ok(first) = first else { break };
         let now = now_ns();
-        let mut record = |m: &crate::Message| {
+        let mut record = |m: &rs2p::Message| {
             if let Some(p) = m.packets().first().and_then(Packet::as_bytes) {
                 tracker.record(p, now);
             }
