@@ -77,12 +77,20 @@
 //!
 //! - [`protocol`]: the wire format, pure and synchronous (no sockets, no
 //!   runtime): flags, ids, base58, the [`Packet`] value, msgpack,
-//!   compression, frames, and the mesh state machine ([`protocol::mesh`]).
+//!   compression, frames, the mesh state machine ([`protocol::mesh`]), its
+//!   extension interface for protocol layers ([`protocol::mesh::layer`]),
+//!   and the replicated dictionary layer ([`protocol::sync`]).
 //! - [`net`]: the tokio side: [`MeshSocket`], its listener, connections and
 //!   the actor that drives the state machine.
+//! - [`sync`]: [`sync::SyncSocket`], a replicated dictionary over the mesh,
+//!   wire-compatible with py2p's and js2p's `SyncSocket`.
 //! - [`transport`]: how frames travel: TCP, TLS and WebSocket behind one
 //!   trait, chosen by the protocol's `encryption`; TLS in compatibility or
 //!   verified mode.
+//! - [`sim`]: the same state machines in virtual time: a simulator of
+//!   thousands of nodes, an in-memory rig for tests, and layer scenarios.
+//!
+//! `docs/architecture.md` draws the layers and the path of a broadcast.
 //!
 //! # Cargo features
 //!
