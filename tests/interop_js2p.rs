@@ -109,6 +109,13 @@ fn assert_keyed_by_str(j: &mut NodeProcess, r: &MeshSocket) {
     assert_eq!(entries[0]["type"], "str", "{}: {table:?}", j.name);
 }
 
+/// `len` pseudo-random lowercase letters (compress poorly).
+fn noise(len: u32) -> String {
+    (0..len)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect()
+}
+
 /// J1 – R – J2 over `transport`: J1 dials R (js2p is the client), R dials
 /// J2 (rs2p is the client). Every node broadcasts; every other node gets
 /// each broadcast exactly once, with its sender and typed packets intact.
@@ -135,12 +142,16 @@ async fn js_rs_js_line(transport: &str) {
     assert!(j2_entry.outgoing, "R dialled J2");
 
     j1.broadcast(json!(["from-J1", {"$bin": "00ff10"}, -7, [1, [2, "x"]], {"k": 1.5}]));
-    j2.broadcast(json!(["from-J2", "é ∑", null, true]));
+    // Large enough to span many TLS records and TCP segments, and not
+    // compressible.
+    let big = noise(100_000);
+    j2.broadcast(json!(["from-J2", "é ∑", null, true, big]));
     r.send(packets![
         "from-R",
         Packet::bin(&b"\x01\x02"[..]),
         1u64 << 40,
-        -3
+        -3,
+        big.clone()
     ])
     .await
     .unwrap();
@@ -155,6 +166,7 @@ async fn js_rs_js_line(transport: &str) {
     assert_eq!(m.sender().to_string(), j2.id);
     assert_eq!(m.packets()[1].as_str(), Some("é ∑"));
     assert_eq!(m.packets()[2], Packet::Nil);
+    assert_eq!(m.packets()[4].as_str(), Some(big.as_str()));
 
     let (j1_id, j2_id) = (j1.id.clone(), j2.id.clone());
     for (node, me, other, other_id) in [
@@ -169,9 +181,13 @@ async fn js_rs_js_line(transport: &str) {
         assert_eq!(m["packets"][1], json!({"$bin": "0102"}));
         assert_eq!(m["packets"][2], json!(1u64 << 40));
         assert_eq!(m["packets"][3], json!(-3));
+        assert_eq!(m["packets"][4].as_str(), Some(big.as_str()));
         // Relayed by R, byte for byte: still the other js2p node's.
         assert_eq!(got[other]["sender"], other_id.as_str());
         assert_eq!(got[other]["sender_type"], "str");
+        if other == "from-J2" {
+            assert_eq!(got[other]["packets"][4].as_str(), Some(big.as_str()));
+        }
         assert!(
             node.messages().all(|l| text_of(&l.value) != me),
             "{} got its own broadcast back",
