@@ -54,12 +54,21 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Waits (at most two seconds) until the wall clock has passed `secs`, so
-/// the next write carries a later timestamp than one made at `secs`.
+/// Waits (at most two seconds) until the wall clock is well into the second
+/// after `secs`, so the next write carries a later timestamp than one made
+/// at `secs`. "Well into": py2p stamps writes with `time.gmtime()`, which
+/// reads the kernel's coarse clock (it lags the precise one by up to a
+/// tick), so a write 2 ms after the boundary can still be stamped `secs`
+/// (seen here under load).
 async fn next_second(secs: u64) {
-    tokio::time::timeout(Duration::from_secs(2), async {
-        while now_secs() <= secs {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let target = Duration::from_secs(secs + 1) + Duration::from_millis(50);
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            < target
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await

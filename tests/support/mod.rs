@@ -6,8 +6,10 @@
 //! * [`mesh`]: in-process `MeshSocket` helpers (nodes, topologies, waiting
 //!   on routing tables and messages, exactly-once broadcast rounds);
 //! * [`process`]: one wrapper for a node in a child process speaking JSON
-//!   lines (`rs2p node --json` and py2p alike), and bounded one-shot runs;
+//!   lines (`rs2p node --json`, py2p and js2p alike), and bounded one-shot
+//!   runs;
 //! * [`py2p`]: the py2p interpreter, scripts and node start function;
+//! * [`js2p`]: the js2p folder, Node.js and the js2p node start function;
 //! * [`netns`]: a network-namespace lab and rs2p nodes inside it;
 //! * [`certs`]: test certificates.
 //!
@@ -16,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod js2p;
 pub mod mesh;
 pub mod netns;
 pub mod process;

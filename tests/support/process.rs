@@ -3,19 +3,26 @@
 //! prints one JSON event a line on stdout, and [`run_to_end`] for a
 //! command that runs to its end.
 //!
-//! Two implementations speak such a line protocol, each with its own start
-//! function:
+//! Three implementations speak such a line protocol, each with its own
+//! start function:
 //! * rs2p: `rs2p node --json` ([`NodeProcess::rs2p`] on loopback,
 //!   `NodeProcess::rs2p_in` in a network namespace, in `netns.rs`);
 //! * py2p: `tests/py2p/mesh_peer.py` driving a real py2p node
-//!   (`NodeProcess::py2p`, in `py2p.rs`).
+//!   (`NodeProcess::py2p`, in `py2p.rs`);
+//! * js2p: `tests/js2p/peer.js` driving a real js2p node
+//!   (`NodeProcess::js2p`, in `js2p.rs`).
 //!
-//! Both print `{"event":"ready","id":…}` first, `{"event":"message",
+//! All print `{"event":"ready","id":…}` first, `{"event":"message",
 //! "kind":…,"sender":…,"packets":[…]}` per message, and
 //! `{"event":"peers","peers":[…]}` for `{"op":"peers"}`. They differ in
-//! some op names and fields, which the methods here hide ([`Kind`]); an
+//! some op names and fields, which the methods here hide ([`Kind`]). An
 //! `error` event is a test failure for py2p (it means the harness broke)
-//! and an expected answer to bad input for rs2p.
+//! and an expected answer to bad input for rs2p. js2p reports the
+//! exceptions it swallows itself (then it drops a connection) as `error`
+//! events too: those are kept for the test to judge ([`errors`]), and only
+//! errors of the driver itself (a bad op, a failed start) fail the test.
+//!
+//! [`errors`]: NodeProcess::errors
 //!
 //! Every line read is kept ([`NodeProcess::lines`]). A wait *takes* the
 //! first line not taken yet that matches, so two waits for the same kind
@@ -43,6 +50,8 @@ pub enum Kind {
     Rs2p,
     /// py2p through `tests/py2p/mesh_peer.py`.
     Py2p,
+    /// js2p through `tests/js2p/peer.js`.
+    Js2p,
 }
 
 /// A line from a node's stdout, with the moment the test read it. A line
@@ -73,9 +82,9 @@ pub struct NodeProcess {
     stderr: Arc<Mutex<String>>,
     /// Closed when the stderr reader has read to the end.
     stderr_done: Receiver<()>,
-    /// Whether an `error` event fails the test at once (py2p mesh peers:
-    /// an error there means the harness broke). Peers whose errors are
-    /// expected answers (a refused write) turn it off.
+    /// Whether a py2p `error` event fails the test at once (py2p mesh
+    /// peers: an error there means the harness broke). py2p peers whose
+    /// errors are expected answers (a refused write) turn it off.
     pub fail_on_error: bool,
 }
 
@@ -179,7 +188,7 @@ impl NodeProcess {
                     .and_then(|(_, p)| p.parse().ok())
                     .unwrap_or_else(|| panic!("{name}: no port in {ready}"));
             }
-            Kind::Py2p => {
+            Kind::Py2p | Kind::Js2p => {
                 node.port = ready["port"]
                     .as_u64()
                     .and_then(|p| u16::try_from(p).ok())
@@ -188,6 +197,11 @@ impl NodeProcess {
             }
         }
         node
+    }
+
+    /// Which implementation it runs.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Its id as a [`PeerId`].
@@ -223,7 +237,7 @@ impl NodeProcess {
     pub fn broadcast(&mut self, packets: Value) {
         let op = match self.kind {
             Kind::Rs2p => "broadcast",
-            Kind::Py2p => "send",
+            Kind::Py2p | Kind::Js2p => "send",
         };
         self.op(json!({"op": op, "packets": packets}));
     }
@@ -232,19 +246,35 @@ impl NodeProcess {
     pub fn connect(&mut self, port: u16) {
         match self.kind {
             Kind::Rs2p => self.op(json!({"op": "connect", "addr": format!("127.0.0.1:{port}")})),
-            Kind::Py2p => self.op(json!({"op": "connect", "host": "127.0.0.1", "port": port})),
+            Kind::Py2p | Kind::Js2p => {
+                self.op(json!({"op": "connect", "host": "127.0.0.1", "port": port}))
+            }
         }
     }
 
     /// Takes one line from the reader into `lines`.
     fn keep(&mut self, line: Line) {
-        if self.fail_on_error && line.value["event"] == "error" {
-            panic!(
-                "{}: py2p error: {}\n{}",
-                self.name,
-                line.value["error"],
-                self.logs()
-            );
+        if line.value["event"] == "error" {
+            let harness_broke = match self.kind {
+                Kind::Rs2p => false,
+                Kind::Py2p => self.fail_on_error,
+                // js2p's own exceptions ("js2p", "connection", "uncaught")
+                // are the test's to judge; a refused op or a failed start
+                // means the test or the driver is wrong.
+                Kind::Js2p => matches!(
+                    line.value["source"].as_str(),
+                    Some("op" | "startup" | "listen")
+                ),
+            };
+            if harness_broke {
+                panic!(
+                    "{}: {:?} driver error: {}\n{}",
+                    self.name,
+                    self.kind,
+                    line.value["error"],
+                    self.logs()
+                );
+            }
         }
         self.lines.push(line);
         self.taken.push(false);
@@ -365,7 +395,7 @@ impl NodeProcess {
             .iter()
             .map(|p| match kind {
                 Kind::Rs2p => p["id"].as_str().expect("peer id").to_owned(),
-                Kind::Py2p => p.as_str().expect("peer id").to_owned(),
+                Kind::Py2p | Kind::Js2p => p.as_str().expect("peer id").to_owned(),
             })
             .collect()
     }

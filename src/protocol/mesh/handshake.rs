@@ -68,8 +68,8 @@ pub(super) fn id_greater(a: &PeerId, b: &PeerId) -> bool {
 
 impl MeshState {
     /// Our handshake: `[whisper, me, now, handshake, me, protocol_id,
-    /// [host, port], [methods…]]`, ids as bin (the form both references
-    /// accept for the protocol id).
+    /// [host, port], [methods…]]`: our id as str (as in all our messages),
+    /// the protocol id as bin (the one form both references accept).
     pub(super) fn handshake_message(&self, now_ms: u64) -> InternalMessage {
         let methods = Packet::Array(
             self.config
