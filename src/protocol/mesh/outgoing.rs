@@ -21,6 +21,8 @@ pub(super) struct FrameCache {
     plain: Option<Bytes>,
     /// A received frame and the method its body is compressed with.
     received: Option<(Frame, Option<Compression>)>,
+    /// Frames made here, one per method (no allocation when every target
+    /// reads what was received or what was first made).
     frames: Vec<(Option<Compression>, Bytes)>,
 }
 
@@ -36,11 +38,10 @@ impl FrameCache {
 
     /// For a received frame whose body is compressed with `method`.
     pub(super) fn received(frame: Frame, method: Option<Compression>) -> Self {
-        let frames = vec![(method, frame.raw().clone())];
         FrameCache {
             plain: None,
             received: Some((frame, method)),
-            frames,
+            frames: Vec::new(),
         }
     }
 
@@ -51,6 +52,11 @@ impl FrameCache {
         method: Option<Compression>,
         limits: &CodecLimits,
     ) -> Result<Bytes, CodecError> {
+        if let Some((frame, m)) = &self.received {
+            if *m == method {
+                return Ok(frame.raw().clone());
+            }
+        }
         if let Some((_, f)) = self.frames.iter().find(|(m, _)| *m == method) {
             return Ok(f.clone());
         }
