@@ -531,12 +531,11 @@ impl Actor {
     fn on_event(&mut self, event: MeshEvent) {
         let public = match event {
             MeshEvent::Connect => Event::Connect,
-            MeshEvent::PeerJoined { id, conn } => {
-                if let Some(w) = self.waiters.remove(&conn) {
-                    let _ = w.send(Ok(id.clone()));
-                }
-                Event::PeerJoined(id)
-            }
+            // A dialled connection's `connect()` resolves on the peer's
+            // peer list, not on its handshake: the peer sends that list
+            // only once it has adopted us, so from then on every broadcast
+            // it receives is relayed to us too.
+            MeshEvent::PeerJoined { id, .. } => Event::PeerJoined(id),
             MeshEvent::PeerLeft { id, .. } => Event::PeerLeft(id),
             MeshEvent::Rebound { id, conn } | MeshEvent::Duplicate { id, conn } => {
                 if let Some(w) = self.waiters.remove(&conn) {
@@ -544,7 +543,12 @@ impl Actor {
                 }
                 return;
             }
-            MeshEvent::PeerList { from, peers } => Event::PeerList { from, peers },
+            MeshEvent::PeerList { from, peers, conn } => {
+                if let Some(w) = self.waiters.remove(&conn) {
+                    let _ = w.send(Ok(from.clone()));
+                }
+                Event::PeerList { from, peers }
+            }
             MeshEvent::Closing { conn, reason } => {
                 let remote = self
                     .conns

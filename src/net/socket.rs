@@ -170,9 +170,12 @@ impl MeshSocket {
         rx.await.map_err(|_| Error::Shutdown)
     }
 
-    /// Connects to the node at `host:port` and waits for its handshake.
-    /// Returns the peer's id. Peers it tells us about are dialled as well,
-    /// up to `max_outgoing`.
+    /// Connects to the node at `host:port` and waits until both ends have
+    /// adopted each other: our handshake is done and the peer has sent its
+    /// peer list, which it does only after taking us into its routing
+    /// table. From then on every broadcast the peer receives is relayed to
+    /// us. Returns the peer's id. Peers it tells us about are dialled as
+    /// well, up to `max_outgoing`.
     ///
     /// Cancel safety: dropping the future leaves the dial running; the peer
     /// still joins if it answers.

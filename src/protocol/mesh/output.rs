@@ -79,6 +79,8 @@ pub enum MeshEvent {
     PeerList {
         /// The peer that sent it.
         from: PeerId,
+        /// The connection it came on.
+        conn: ConnId,
         /// The entries that parsed: each node's id and advertised address,
         /// without this node itself.
         peers: Vec<(PeerId, PeerAddr)>,

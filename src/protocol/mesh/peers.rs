@@ -130,6 +130,7 @@ impl MeshState {
         if let Some(from) = self.peer_of(conn).cloned() {
             out.push(Action::Event(MeshEvent::PeerList {
                 from,
+                conn,
                 peers: listed,
             }));
         }
