@@ -799,12 +799,14 @@ async fn py2p_and_js2p_sync_through_rs2p() {
 }
 
 /// js2p's catch-up str keys reach py2p through rs2p: rs2p passes a
-/// catch-up entry new to it on to its other peers (as js2p's own catch-up
-/// would hand them to a py2p peer directly). py2p keeps the entry under
-/// the str key, and from then on its own catch-up fails for every
-/// newcomer (`self[key]` turns the str back into bytes and raises
-/// KeyError), so py2p drops each node that dials it — an rs2p node
-/// included, which survives that as any dropped connection.
+/// catch-up entry new to it on to its other peers (py2p and js2p never
+/// link directly — py2p refuses js2p's str subnet id — so only a bridge
+/// carries them). py2p keeps the entry under the str key, and from then
+/// on its own catch-up fails for every newcomer (`self[key]` turns the str
+/// back into bytes and raises KeyError), so py2p drops each node that
+/// dials it — an rs2p node included, which survives that as any dropped
+/// connection. rs2p keeps str and bin keys apart by design; this is the
+/// price (see docs/protocol.md §12).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js2p_str_keys_reach_py2p_through_rs2p() {
     let mut p = NodeProcess::py2p_sync("py2p-sync", "sync", true);
