@@ -743,7 +743,7 @@ fn wait_py_updated(p: &mut NodeProcess, key: &str, value: Value) -> Value {
 }
 
 /// py2p – rs2p – js2p, all on `sync1` (py2p with leasing on, js2p with its
-/// default): the rs2p node bridges the two references, which never link
+/// default): the rs2p node bridges the two references, which cannot link
 /// to each other. Sets and deltas cross it both ways, live and in
 /// catch-up, with their writer's id as owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -755,7 +755,8 @@ async fn py2p_and_js2p_sync_through_rs2p() {
     let rid = r.mesh().id().to_string();
 
     // py2p holds a key before anyone joins; rs2p dials py2p, then js2p
-    // dials rs2p (and does not dial py2p from rs2p's peer list).
+    // dials rs2p. (py2p and js2p cannot link: py2p refuses js2p's str
+    // subnet id.)
     p.op(json!({"op": "set", "key": "py-early", "value": "early"}));
     wait_py_updated(&mut p, "py-early", json!("early"));
     r.mesh().connect("127.0.0.1", p.port, None).await.unwrap();
