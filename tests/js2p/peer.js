@@ -21,6 +21,38 @@
  *                    {"event":"reply","n":N,"path":"direct"|"route_request"}
  *                    {"event":"closed","peer":ID|null,"addr":[H,P]|null,"outgoing":B}  a connection ended
  * Packets in JSON: str <-> str, {"$bin": hex} <-> Buffer, numbers, bool, null, lists, objects.
+ * Any command may carry a "tag": answers and the error event of a failed op echo it
+ * ({"event":"error","source":"op","op":OP,"error":TEXT,"trace":TEXT,"tag":T}).
+ *
+ * --module=sync (js2p.sync.SyncSocket, a replicated dictionary) adds the ops and
+ * events of tests/py2p/sync_peer.py, with the same JSON conventions:
+ *   {"op":"set","key":K,"value":V}
+ *   {"op":"get","key":K}                -> {"event":"value","key":K,"found":B,"value":V,
+ *                                           "get":V,"get_found":B}
+ *       found/value: what js2p's data object holds (as sync_peer.py); get/get_found:
+ *       what js2p's own get() returns (it gives the fallback for falsy values)
+ *   {"op":"delete","key":K}             js2p's del() always throws (TypeError,
+ *                                        sync.js:118): an error event with "op":"delete"
+ *   {"op":"update","items":[[K,V],...]}  or {"op":"update","map":{"k":V,...}}
+ *   {"op":"delta","key":K,"map":M}      js2p's apply_delta
+ *   {"op":"keys"}                       -> {"event":"keys","entries":[{"key":K,"value":V,
+ *                                           "owner":ID,"owner_type":..,"time":T,"listed":B},...]}
+ *       every entry of js2p's data object; keys are the object's property names, so
+ *       always JSON strings (js2p unifies bin and str keys); "listed": js2p's own
+ *       keys() yields it (it skips falsy values)
+ *   {"event":"updated","key":K,"key_type":"bin"|"str","value":V,"owner":ID,
+ *    "owner_type":"bin"|"str","time":T,"local":B}
+ *   {"event":"deleted","key":K,"key_type":..,"local":B}
+ *       straight from js2p's 'update' / 'delete' events, the key as js2p passed it
+ *       (a Buffer from set and from a remote set, a string from a catch-up entry);
+ *       "local" is true when one of our commands caused it. js2p never emits 'delete'
+ *       (its delete path throws first).
+ *   Keys in commands: a JSON string is its UTF-8 bytes, {"$bin": hex} those bytes
+ *   (js2p's API makes a Buffer of every key anyway). Values: as packets, plus
+ *   {"$map": [[k, v], ...]} with str keys for a map.
+ *   --leasing on|off|default: js2p's leasing argument true, false, or left undefined
+ *   (the default, as a user who does not pass it: js2p then joins NAME1 but its
+ *   lease rule acts as if leasing were off).
  *
  * Usage: node peer.js PORT [SUBNET [COMPRESSION [MAX_OUTGOING]]]
  *                     [--encryption=Plaintext|SSL|ws|wss] [--module=mesh|sync|chord]
@@ -31,7 +63,7 @@
  *   COMPRESSION  "all" (default: whatever js2p loaded, zlib and gzip here),
  *                "none", or a comma list such as 0x13 or 0x11,0x13
  *   MAX_OUTGOING js2p.mesh.max_outgoing (default 4)
- *   --transport is accepted as a synonym of --encryption; --leasing=false for sync;
+ *   --transport is accepted as a synonym of --encryption; --leasing for sync (above);
  *   --host=H to bind elsewhere than 127.0.0.1.
  *
  * What js2p's transports do under Node 20 (checked with this driver):
@@ -81,6 +113,14 @@ function toJs(v) {
     if (v !== null && typeof v === 'object') {
         const keys = Object.keys(v);
         if (keys.length === 1 && keys[0] === '$bin') return Buffer.from(v.$bin, 'hex');
+        if (keys.length === 1 && keys[0] === '$map') {
+            const out = {};
+            for (const [k, x] of v.$map) {
+                if (typeof k !== 'string') throw new Error(`a map key must be a string in js2p, not ${JSON.stringify(k)}`);
+                out[k] = toJs(x);
+            }
+            return out;
+        }
         const out = {};
         for (const k of keys) out[k] = toJs(v[k]);
         return out;
@@ -170,14 +210,109 @@ const MODULES = {
     sync: {
         // SyncSocket(addr, port, protocol, leasing): js2p appends '1' or '0' to the subnet.
         create: (host, port, protocol, options) =>
-            new js2p.sync.SyncSocket(host, port, protocol, options.leasing === undefined ? undefined : options.leasing !== 'false'),
-        ops: {}, // to add: set, get, delete, update, apply_delta, keys; events update/delete
+            new js2p.sync.SyncSocket(host, port, protocol, leasingArg(options.leasing)),
+        ready: (sock, options) => ({ leasing: leasingArg(options.leasing) === undefined ? null : leasingArg(options.leasing) }),
+        setup: setupSync,
+        ops: {}, // filled in below (SYNC_OPS)
     },
     chord: {
         create: (host, port, protocol) => new js2p.chord.ChordSocket(host, port, protocol),
         ops: {}, // to add: join, unjoin, set, get, delete, apply_delta
     },
 };
+
+// --- the sync module ------------------------------------------------------------
+/** js2p's `leasing` argument from --leasing on|off|default (true|false also accepted). */
+function leasingArg(value) {
+    if (value === undefined || value === 'default') return undefined;
+    if (value === 'on' || value === 'true') return true;
+    if (value === 'off' || value === 'false') return false;
+    return usage(`--leasing takes on, off or default, not ${value}`);
+}
+
+/** The one place where a JSON key becomes a js2p key: a Buffer of its bytes. */
+function apiKey(k) {
+    const key = toJs(k);
+    if (typeof key === 'string') return Buffer.from(key, 'utf8');
+    if (Buffer.isBuffer(key)) return key;
+    throw new TypeError(`a key must be a JSON string or {"$bin": hex}, not ${JSON.stringify(k)}`);
+}
+
+function answer(cmd, obj) {
+    if (cmd.tag !== undefined) obj.tag = cmd.tag;
+    emit(obj);
+}
+
+function setupSync(ctx) {
+    const { sock } = ctx;
+    // js2p calls these inside its message handler: an exception here would
+    // make js2p drop the connection, so none may escape.
+    sock.on('update', (_sock, key, value, meta) => {
+        try {
+            emit({
+                event: 'updated', key: toJson(key), key_type: idType(key), value: toJson(value),
+                owner: meta ? ident(meta.owner) : null, owner_type: meta ? idType(meta.owner) : null,
+                time: meta ? toJson(meta.timestamp) : null, local: ctx.inOp,
+            });
+        } catch (err) {
+            emit({ event: 'error', source: 'driver', error: `update event: ${describe(err)}` });
+        }
+    });
+    sock.on('delete', (_sock, key) => {
+        try {
+            emit({ event: 'deleted', key: toJson(key), key_type: idType(key), local: ctx.inOp });
+        } catch (err) {
+            emit({ event: 'error', source: 'driver', error: `delete event: ${describe(err)}` });
+        }
+    });
+}
+
+const NOT_FOUND = Symbol('not found');
+
+const SYNC_OPS = {
+    set(ctx, cmd) {
+        ctx.sock.set(apiKey(cmd.key), toJs(cmd.value));
+    },
+    get(ctx, cmd) {
+        const key = apiKey(cmd.key);
+        const prop = key.toString();
+        const found = Object.prototype.hasOwnProperty.call(ctx.sock.data, prop);
+        const got = ctx.sock.get(key, NOT_FOUND);
+        answer(cmd, {
+            event: 'value', key: toJson(key), found, value: found ? toJson(ctx.sock.data[prop]) : null,
+            get_found: got !== NOT_FOUND, get: got === NOT_FOUND ? null : toJson(got),
+        });
+    },
+    delete(ctx, cmd) {
+        ctx.sock.del(apiKey(cmd.key));
+    },
+    update(ctx, cmd) {
+        // js2p's update(dict) calls set(name, value) for each property name.
+        const dict = {};
+        const pairs = cmd.items !== undefined ? cmd.items : Object.entries(cmd.map || {});
+        for (const [k, v] of pairs) dict[apiKey(k).toString()] = toJs(v);
+        ctx.sock.update(dict);
+    },
+    delta(ctx, cmd) {
+        let delta = toJs(cmd.map);
+        if (Array.isArray(delta)) delta = Object.fromEntries(delta);
+        ctx.sock.apply_delta(apiKey(cmd.key), delta);
+    },
+    keys(ctx, cmd) {
+        const { sock } = ctx;
+        const listed = new Set(sock.keys());
+        const entries = Object.keys(sock.data).map((key) => {
+            const meta = sock.metadata[key];
+            return {
+                key, value: toJson(sock.data[key]),
+                owner: meta ? ident(meta.owner) : null, owner_type: meta ? idType(meta.owner) : null,
+                time: meta ? toJson(meta.timestamp) : null, listed: listed.has(key),
+            };
+        });
+        answer(cmd, { event: 'keys', entries });
+    },
+};
+MODULES.sync.ops = SYNC_OPS;
 
 // --- the mesh ops (common to every module) ------------------------------------
 function connectionTo(sock, id) {
@@ -295,7 +430,8 @@ async function main() {
         return Array.prototype.push.apply(this, errors);
     };
     traceConnections(sock);
-    const ctx = { sock, received: [] };
+    const ctx = { sock, received: [], inOp: false };
+    if (mod.setup) mod.setup(ctx);
     sock.on('message', () => {
         for (let m = sock.recv(); m !== undefined; m = sock.recv()) {
             ctx.received.push(m);
@@ -319,15 +455,22 @@ async function main() {
     };
     const handle = (line) => {
         if (quitting || !line.trim()) return;
-        let cmd;
+        let cmd = {};
         try {
             cmd = JSON.parse(line);
             if (cmd.op === 'quit') return quit(0);
             const op = ops[cmd.op];
             if (!op) throw new Error(`unknown op ${cmd.op}`);
-            op(ctx, cmd);
+            ctx.inOp = true;
+            try { op(ctx, cmd); } finally { ctx.inOp = false; }
         } catch (err) {
-            emit({ event: 'error', source: 'op', error: err instanceof Error ? err.message : describe(err) });
+            const event = {
+                event: 'error', source: 'op', op: cmd && cmd.op !== undefined ? cmd.op : null,
+                error: err instanceof Error ? `${err.name}: ${err.message}` : describe(err),
+            };
+            if (err instanceof Error) event.trace = err.stack;
+            if (cmd && cmd.tag !== undefined) event.tag = cmd.tag;
+            emit(event);
         }
     };
 
@@ -349,6 +492,7 @@ async function main() {
         event: 'ready', id: ident(sock.id), port, module: moduleName, encryption,
         subnet: sock.protocol.subnet, protocol_id: sock.protocol.id,
         compression: Array.from(base.compression),
+        ...(mod.ready ? mod.ready(sock, options) : {}),
     });
 
     const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });

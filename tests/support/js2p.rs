@@ -118,6 +118,34 @@ impl NodeProcess {
         node
     }
 
+    /// Starts a js2p sync node (`js2p.sync.SyncSocket`, the replicated
+    /// dictionary) on 127.0.0.1 (a free port), Plaintext, on `subnet`
+    /// (js2p appends `"1"` or `"0"`). `leasing`: `Some(on)` passes js2p's
+    /// `leasing` argument, `None` leaves it undefined as a user who does
+    /// not pass it (js2p then joins `subnet1` but its lease rule acts as if
+    /// leasing were off). Its `error` events of refused ops are answers
+    /// (a lease, js2p's `del` that always throws), not failures. Waits for
+    /// its `ready` event. Ops and events: `tests/js2p/peer.js`.
+    pub fn js2p_sync(name: &str, subnet: &str, leasing: Option<bool>) -> NodeProcess {
+        let dir = js2p_dir();
+        let port = free_port();
+        let mut cmd = Command::new(node_binary());
+        cmd.current_dir(&dir)
+            .arg(dir.join("peer.js"))
+            .arg(port.to_string())
+            .arg(subnet)
+            .arg("--module=sync")
+            .arg(match leasing {
+                None => "--leasing=default",
+                Some(true) => "--leasing=on",
+                Some(false) => "--leasing=off",
+            });
+        let mut node = NodeProcess::start(name, Kind::Js2p, cmd);
+        node.fail_on_error = false;
+        assert_eq!(node.port, port, "{name}: listens on another port");
+        node
+    }
+
     /// Connects to `port` on loopback, past js2p's own refusal to dial a
     /// node that shares the host or the port of a current peer (on
     /// loopback: every dial after its first). Other kinds just connect.

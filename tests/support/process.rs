@@ -20,7 +20,8 @@
 //! and an expected answer to bad input for rs2p. js2p reports the
 //! exceptions it swallows itself (then it drops a connection) as `error`
 //! events too: those are kept for the test to judge ([`errors`]), and only
-//! errors of the driver itself (a bad op, a failed start) fail the test.
+//! errors of the driver itself (a bad op, a failed start) fail the test —
+//! except on sync peers, whose refused ops are answers (`fail_on_error`).
 //!
 //! [`errors`]: NodeProcess::errors
 //!
@@ -82,9 +83,10 @@ pub struct NodeProcess {
     stderr: Arc<Mutex<String>>,
     /// Closed when the stderr reader has read to the end.
     stderr_done: Receiver<()>,
-    /// Whether a py2p `error` event fails the test at once (py2p mesh
-    /// peers: an error there means the harness broke). py2p peers whose
-    /// errors are expected answers (a refused write) turn it off.
+    /// Whether a py2p `error` event, or a js2p error event of a refused
+    /// op, fails the test at once (mesh peers: an error there means the
+    /// harness broke). Sync peers, whose errors are expected answers (a
+    /// refused write, js2p's throwing `del`), turn it off.
     pub fail_on_error: bool,
 }
 
@@ -175,7 +177,7 @@ impl NodeProcess {
             taken: Vec::new(),
             stderr,
             stderr_done,
-            fail_on_error: kind == Kind::Py2p,
+            fail_on_error: kind != Kind::Rs2p,
         };
         let ready = node.wait_for("ready", |v| v["event"] == "ready");
         node.id = ready["id"].as_str().expect("ready.id").to_owned();
@@ -259,12 +261,14 @@ impl NodeProcess {
                 Kind::Rs2p => false,
                 Kind::Py2p => self.fail_on_error,
                 // js2p's own exceptions ("js2p", "connection", "uncaught")
-                // are the test's to judge; a refused op or a failed start
-                // means the test or the driver is wrong.
-                Kind::Js2p => matches!(
-                    line.value["source"].as_str(),
-                    Some("op" | "startup" | "listen")
-                ),
+                // are the test's to judge; a failed start means the driver
+                // is wrong, and so does a refused op unless refusals are
+                // answers here (sync nodes: a lease, js2p's `del`).
+                Kind::Js2p => match line.value["source"].as_str() {
+                    Some("startup" | "listen" | "driver") => true,
+                    Some("op") => self.fail_on_error,
+                    _ => false,
+                },
             };
             if harness_broke {
                 panic!(
