@@ -54,6 +54,13 @@ pub struct MeshConfig {
     pub address_book_capacity: usize,
     /// Seed of the RNG used for jitter (the node sets a random one).
     pub seed: u64,
+    /// Milliseconds after its adoption during which a peer's connection
+    /// may still lose a race to a second connection claiming the same id
+    /// (two nodes dialling each other at once). Past it the connection is
+    /// established, and a later connection claiming the id is closed:
+    /// anyone can claim an id, so a newcomer must never displace a working
+    /// peer. Default 5,000.
+    pub race_window_ms: u64,
     /// The msgpack form of this node's id in everything it sends. Default
     /// str: js2p keys its routing table by the id object it received and
     /// only str ids match its later lookups; py2p keys by whatever came.
@@ -85,6 +92,7 @@ impl Default for MeshConfig {
             reconnect_give_up_ms: 600_000,
             address_book_capacity: 1024,
             seed: 0x5eed,
+            race_window_ms: 5_000,
             id_wire: IdWire::Str,
         }
     }

@@ -24,6 +24,8 @@ pub(super) struct ConnEntry {
     pub(super) last_sent: Option<Arc<InternalMessage>>,
     /// When it opened, for the handshake timeout.
     pub(super) opened_ms: u64,
+    /// When its peer was adopted into the routing table.
+    pub(super) adopted_ms: Option<u64>,
     /// Misbehaviours counted so far.
     pub(super) offences: u32,
 }
@@ -61,6 +63,7 @@ impl MeshState {
                 peer: None,
                 last_sent: None,
                 opened_ms: now_ms,
+                adopted_ms: None,
                 offences: 0,
             },
         );

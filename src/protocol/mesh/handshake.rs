@@ -134,7 +134,7 @@ impl MeshState {
             _ => {
                 let was_empty = self.routing.is_empty();
                 let id = h.id.clone();
-                self.adopt(conn, h);
+                self.adopt(now_ms, conn, h);
                 if was_empty {
                     out.push(Action::Event(MeshEvent::Connect));
                 }
@@ -155,7 +155,17 @@ impl MeshState {
     ) {
         let outgoing = self.conns.get(&conn).is_some_and(|c| c.outgoing);
         let existing_outgoing = self.conns.get(&existing).map(|c| c.outgoing);
-        let keep_existing = if existing_outgoing == Some(outgoing) {
+        let established = self
+            .conns
+            .get(&existing)
+            .and_then(|c| c.adopted_ms)
+            .is_some_and(|at| now_ms.saturating_sub(at) >= self.config.race_window_ms);
+        let keep_existing = if established {
+            // Not a race: the peer has been reached on `existing` for a
+            // while. Whoever claims its id now (a stale redial, or anyone
+            // else — ids are not secret) does not take its place.
+            true
+        } else if existing_outgoing == Some(outgoing) {
             // Two connections dialled from the same end. The dialler keeps
             // the one it adopted first and closes this one; the accepting
             // end keeps both until then, routing over the first and failing
@@ -187,16 +197,17 @@ impl MeshState {
         self.routing.remove(&id);
         self.conns.remove(&existing);
         self.emit_close(existing, CloseReason::Conflict, out);
-        self.adopt(conn, h);
+        self.adopt(now_ms, conn, h);
         out.push(Action::Event(MeshEvent::Rebound { id, conn }));
         self.welcome(now_ms, conn, out);
     }
 
     /// Records the peer on its connection and in the routing table.
-    fn adopt(&mut self, conn: ConnId, h: Handshake) {
+    fn adopt(&mut self, now_ms: u64, conn: ConnId, h: Handshake) {
         self.book.learn(&h.id, h.out_addr.clone());
         self.book.connected(&h.id);
         if let Some(c) = self.conns.get_mut(&conn) {
+            c.adopted_ms = Some(now_ms);
             c.expected_id = None;
             c.peer = Some(PeerEntry {
                 id: h.id.clone(),
