@@ -54,6 +54,16 @@ pub struct MeshConfig {
     pub address_book_capacity: usize,
     /// Seed of the RNG used for jitter (the node sets a random one).
     pub seed: u64,
+    /// Bytes per second of answers one peer can make this node send on
+    /// request (resends, peer lists asked for, route responses,
+    /// compression answers): the refill of a per-connection budget, so no
+    /// peer can turn a few small requests into much traffic. Default
+    /// 32,768.
+    pub reply_rate: u32,
+    /// The most such bytes that may go out at once (the budget's size).
+    /// An answer larger than what is left still goes when the budget is
+    /// positive, leaving it in debt. Default 65,536.
+    pub reply_burst: u32,
     /// Milliseconds after its adoption during which a peer's connection
     /// may still lose a race to a second connection claiming the same id
     /// (two nodes dialling each other at once). Past it the connection is
@@ -93,6 +103,8 @@ impl Default for MeshConfig {
             address_book_capacity: 1024,
             seed: 0x5eed,
             race_window_ms: 5_000,
+            reply_rate: 32_768,
+            reply_burst: 65_536,
             id_wire: IdWire::Str,
         }
     }

@@ -28,6 +28,10 @@ pub(super) struct ConnEntry {
     pub(super) adopted_ms: Option<u64>,
     /// Misbehaviours counted so far.
     pub(super) offences: u32,
+    /// What is left of the bytes this peer may make us send on request,
+    /// and when it was last refilled.
+    pub(super) reply_budget: f64,
+    pub(super) reply_at_ms: u64,
 }
 
 /// What a peer told us in its handshake.
@@ -65,6 +69,8 @@ impl MeshState {
                 opened_ms: now_ms,
                 adopted_ms: None,
                 offences: 0,
+                reply_budget: f64::from(self.config.reply_burst),
+                reply_at_ms: now_ms,
             },
         );
         let handshake = self.handshake_message(now_ms);

@@ -118,6 +118,38 @@ impl MeshState {
         self.send_message(conn, &msg, method, out);
     }
 
+    /// Sends an answer to a peer's request (a resend, a peer list, a route
+    /// response, a compression answer) if the peer's reply budget allows:
+    /// the budget refills at `reply_rate` bytes per second up to
+    /// `reply_burst`, and an answer goes when it is positive. Answers over
+    /// budget are counted in [`MeshState::replies_refused`], not sent.
+    pub(super) fn send_reply(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        message: &InternalMessage,
+        out: &mut Vec<Action>,
+    ) {
+        let method = self.send_method(conn);
+        let (rate, burst) = (self.config.reply_rate, self.config.reply_burst);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let elapsed = now_ms.saturating_sub(c.reply_at_ms) as f64 / 1000.0;
+        c.reply_at_ms = now_ms.max(c.reply_at_ms);
+        c.reply_budget = (c.reply_budget + elapsed * f64::from(rate)).min(f64::from(burst));
+        if c.reply_budget <= 0.0 {
+            self.replies_refused += 1;
+            return;
+        }
+        let (_, body) = message.encode_body(method);
+        c.reply_budget -= body.len() as f64;
+        match frame_from_body(&body, &self.config.limits) {
+            Ok(frame) => out.push(Action::Send { conn, frame }),
+            Err(e) => self.record_error(format!("not sent: {e}")),
+        }
+    }
+
     /// Frames a message with `method` and sends it on `conn`; a message
     /// over the frame limit is recorded as an error and not sent.
     pub(super) fn send_message(

@@ -31,8 +31,15 @@ impl MeshState {
     }
 
     /// Sends our peer list to one connection: every other peer's address
-    /// and id (each id in the form its owner uses), shuffled.
-    pub(super) fn send_peers(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
+    /// and id (each id in the form its owner uses), shuffled. An answer to
+    /// the peer's request (`reply`) is charged to its reply budget.
+    pub(super) fn send_peers(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        reply: bool,
+        out: &mut Vec<Action>,
+    ) {
         let mut list: Vec<Packet> = self
             .routing
             .values()
@@ -55,13 +62,13 @@ impl MeshState {
             list.swap(i, j);
         }
         list.truncate(self.config.max_peer_list);
-        self.send_own(
-            now_ms,
-            conn,
-            MainFlag::Whisper,
-            vec![SubFlag::Peers.as_u8().into(), Packet::Array(list)],
-            out,
-        );
+        let payload = vec![SubFlag::Peers.as_u8().into(), Packet::Array(list)];
+        if reply {
+            let msg = self.own_message(MainFlag::Whisper, now_ms, payload);
+            self.send_reply(now_ms, conn, &msg, out);
+        } else {
+            self.send_own(now_ms, conn, MainFlag::Whisper, payload, out);
+        }
     }
 
     /// A peer list arrived: remember every address, dial the new ones

@@ -88,20 +88,18 @@ impl MeshState {
                         .filter(|m| theirs.contains(m))
                         .map(|m| Packet::from(m.as_u8()))
                         .collect();
-                    self.send_own(
-                        now_ms,
-                        conn,
+                    let answer = self.own_message(
                         MainFlag::Renegotiate,
+                        now_ms,
                         vec![SubFlag::Compression.as_u8().into(), Packet::Array(common)],
-                        out,
                     );
+                    self.send_reply(now_ms, conn, &answer, out);
                 }
             }
             Some(SubFlag::Resend) => {
                 let last = self.conns.get(&conn).and_then(|c| c.last_sent.clone());
                 if let Some(last) = last {
-                    let method = self.send_method(conn);
-                    self.send_message(conn, &last, method, out);
+                    self.send_reply(now_ms, conn, &last, out);
                 }
             }
             _ => {}

@@ -128,7 +128,7 @@ impl MeshState {
         let p = &message.payload;
         match (p.get(1), p.get(2)) {
             (Some(star), None) if star.as_bytes() == Some(b"*") => {
-                self.send_peers(now_ms, conn, out)
+                self.send_peers(now_ms, conn, true, out)
             }
             (Some(req), Some(target)) => {
                 let (Some(req_bytes), Some(target)) = (req.as_bytes(), target.as_bytes()) else {
@@ -154,8 +154,7 @@ impl MeshState {
                 let (id, _) = msg.encode_body(None);
                 let now = secs(now_ms);
                 self.waterfall.record_own(id, now, now);
-                let method = self.send_method(conn);
-                self.send_message(conn, &msg, method, out);
+                self.send_reply(now_ms, conn, &msg, out);
             }
             _ => {}
         }

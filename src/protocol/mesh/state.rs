@@ -64,6 +64,7 @@ pub struct MeshState {
     pub(super) errors: VecDeque<String>,
     pub(super) book: AddressBook,
     pub(super) rng: Rng,
+    pub(super) replies_refused: u64,
 }
 
 const MAX_ERRORS_KEPT: usize = 64;
@@ -103,6 +104,7 @@ impl MeshState {
                 config.reconnect_give_up_ms,
             ),
             rng: Rng::new(config.seed),
+            replies_refused: 0,
             config,
         }
     }
@@ -200,6 +202,12 @@ impl MeshState {
     /// Dials started by peer lists, reconnects and route responses.
     pub fn dials_started(&self) -> u64 {
         self.dials.started()
+    }
+
+    /// Answers to peers' requests not sent because the peer's reply budget
+    /// was spent (`MeshConfig::reply_rate`).
+    pub fn replies_refused(&self) -> u64 {
+        self.replies_refused
     }
 
     /// The most recent errors seen (newest last), like the references'
