@@ -103,7 +103,7 @@ async fn a_flooding_member_does_not_starve_another_peer() {
                 return n;
             }
             n += 1;
-            if n % 256 == 0 {
+            if n.is_multiple_of(256) {
                 tokio::task::yield_now().await;
             }
         }
