@@ -194,3 +194,52 @@ async fn counter_replicates_between_real_nodes() {
         node.close().await;
     }
 }
+
+/// A bug that panics inside a node (here: in its layer) stops the node —
+/// its connections close and every handle sees it shut down — instead of
+/// leaving a process that hangs.
+#[tokio::test]
+async fn a_panic_in_a_node_shuts_it_down_instead_of_hanging() {
+    #[derive(Debug)]
+    struct Buggy;
+    impl Layer for Buggy {
+        fn claims(&self, message: &InternalMessage) -> bool {
+            message.payload.first().and_then(Packet::as_u64) == Some(COUNTER.into())
+        }
+        fn on_message(&mut self, _ctx: &mut LayerCtx<'_>, _delivery: Delivery) {
+            panic!("a bug in the layer");
+        }
+    }
+    let a = MeshSocket::builder()
+        .bind_with_layer("127.0.0.1:0", Box::new(Buggy))
+        .await
+        .unwrap();
+    let b = MeshSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut b_events = b.events();
+    b.connect("127.0.0.1", a.addr().port(), None).await.unwrap();
+    b.send_with(
+        packets![1u64],
+        COUNTER.into(),
+        rs2p::protocol::MainFlag::Broadcast,
+    )
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(WAIT, a.next_message()).await;
+    assert!(matches!(ended, Ok(Err(rs2p::Error::Shutdown))), "{ended:?}");
+    assert!(matches!(
+        a.send(packets!["x"]).await,
+        Err(rs2p::Error::Shutdown)
+    ));
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(rs2p::Event::PeerLeft(id)) = b_events.recv().await {
+                if &id == a.id() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("b sees a leave");
+    b.close().await;
+}

@@ -344,9 +344,14 @@ impl MeshBuilder {
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();
+        let stop_tasks = cancel.clone();
         tokio::spawn(async move {
+            // Dropped when the actor ends, normally or by a panic (a bug):
+            // either way every connection task stops and every handle sees
+            // the node as shut down instead of waiting forever.
+            let _stop = stop_tasks.drop_guard();
+            let _done = done_signal.drop_guard();
             actor.run(listener, cmd_rx, internal_rx).await;
-            done_signal.cancel();
         });
         tracing::info!(id = %id.short(12), %local, "mesh node listening");
         Ok(MeshSocket {
