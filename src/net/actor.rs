@@ -15,8 +15,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use super::connection::{self, ConnHandle, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
+use super::validation::{PendingValidation, ValidationMode};
 use crate::protocol::mesh::{
     Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Stack,
+    Validation, ValidationId,
 };
 use crate::protocol::{
     CodecError, Compression, MainFlag, MessageId, Packet, PeerAddr, PeerId, SubFlag,
@@ -75,6 +77,10 @@ pub(crate) enum Command {
     },
     RegisterHandler(Handler),
     Layer(LayerCommand),
+    Validated {
+        ticket: ValidationId,
+        verdict: Validation,
+    },
     Snapshot(oneshot::Sender<Snapshot>),
     Close(oneshot::Sender<()>),
 }
@@ -163,6 +169,7 @@ pub(crate) struct Actor {
     pub(crate) limits: NodeLimits,
     pub(crate) accepting: Arc<AtomicUsize>,
     pub(crate) refused: u64,
+    pub(crate) validation: Option<ValidationMode>,
 }
 
 /// Limits the actor enforces on connections.
@@ -461,6 +468,9 @@ impl Actor {
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::RegisterHandler(h) => self.handlers.push(h),
+            Command::Validated { ticket, verdict } => {
+                node.on_validated(now_ms, ticket, verdict, out);
+            }
             Command::Layer(f) => node.with_layer(now_ms, out, |layer, ctx| f(&mut **layer, ctx)),
             Command::Snapshot(done) => {
                 let mesh = node.mesh();
@@ -524,6 +534,7 @@ impl Actor {
                 expected_id: _,
             } => self.dial(dial, addr, None),
             Action::Deliver(delivery) => self.deliver(delivery),
+            Action::Validate { ticket, delivery } => self.validate(ticket, delivery, out),
             Action::Event(event) => self.on_event(event),
         }
     }
@@ -562,7 +573,9 @@ impl Actor {
         let _ = self.events.send(public);
     }
 
-    fn deliver(&mut self, delivery: Delivery) {
+    /// The application's view of a delivery: the message and the
+    /// connection it came on.
+    fn message_and_connection(&self, delivery: Delivery) -> (Message, Connection) {
         let Delivery { message, id, conn } = delivery;
         let (remote, outgoing) = self
             .conns
@@ -582,6 +595,49 @@ impl Actor {
             outgoing,
             commands: self.commands_weak.clone(),
         };
+        (msg, connection)
+    }
+
+    /// Asks the validator about a held broadcast: at once (synchronous),
+    /// or by handing it to the application (asynchronous; ignored when
+    /// the application's queue is full or gone).
+    fn validate(&mut self, ticket: ValidationId, delivery: Delivery, out: &mut Vec<Action>) {
+        let (message, connection) = self.message_and_connection(delivery);
+        let now_ms = unix_now_ms();
+        let verdict = match &self.validation {
+            Some(ValidationMode::Sync(f)) => {
+                let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    f(&message, &connection)
+                }));
+                verdict.unwrap_or_else(|_| {
+                    tracing::error!("a validator panicked");
+                    Validation::Ignore
+                })
+            }
+            Some(ValidationMode::Async(tx)) => {
+                let pending = PendingValidation {
+                    message,
+                    connection,
+                    ticket,
+                    commands: self.commands_weak.clone(),
+                    decided: false,
+                };
+                match tx.try_send(pending) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        // Decided right here, not by its drop.
+                        e.into_inner().decided = true;
+                        Validation::Ignore
+                    }
+                }
+            }
+            None => Validation::Accept,
+        };
+        self.node.on_validated(now_ms, ticket, verdict, out);
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        let (msg, connection) = self.message_and_connection(delivery);
         for handler in &self.handlers {
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 handler(&msg, &connection)

@@ -15,8 +15,10 @@ use tokio_util::task::TaskTracker;
 use super::actor::{Actor, Inbox, NodeLimits};
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
+use super::message::{Connection, Message};
 use super::socket::{MeshSocket, Shared};
-use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack};
+use super::validation::{ValidationMode, Validations, Validator};
+use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack, Validation};
 use crate::protocol::{
     py2p_addr_text, uuid4_text, CodecLimits, Compression, IdWire, PeerAddr, PeerId, Protocol,
 };
@@ -53,6 +55,23 @@ pub struct MeshBuilder {
     stall_timeout: Duration,
     idle_timeout: Option<Duration>,
     keepalive: Option<Duration>,
+    validation: Option<ValidationChoice>,
+}
+
+/// Which validation the builder sets up.
+#[derive(Clone)]
+enum ValidationChoice {
+    Sync(Validator),
+    Async,
+}
+
+impl std::fmt::Debug for ValidationChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValidationChoice::Sync(_) => "Sync",
+            ValidationChoice::Async => "Async",
+        })
+    }
 }
 
 impl Default for MeshBuilder {
@@ -71,6 +90,7 @@ impl Default for MeshBuilder {
             stall_timeout: Duration::from_secs(60),
             idle_timeout: None,
             keepalive: None,
+            validation: None,
         }
     }
 }
@@ -179,6 +199,57 @@ impl MeshBuilder {
     /// [`MeshConfig::id_wire`]).
     pub fn id_wire(mut self, wire: IdWire) -> Self {
         self.config.id_wire = wire;
+        self
+    }
+
+    /// Validates every new broadcast from a peer before it is relayed or
+    /// delivered: `f` is called in the node (keep it quick) and decides
+    /// (see [`crate::net::validation`]). A peer whose broadcasts are
+    /// rejected more than `max_rejections` times is disconnected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::protocol::mesh::Validation;
+    /// let node = rs2p::MeshSocket::builder()
+    ///     .validator(|msg, _conn| {
+    ///         if msg.packets().first().and_then(|p| p.as_str()) == Some("spam") {
+    ///             Validation::Reject
+    ///         } else {
+    ///             Validation::Accept
+    ///         }
+    ///     })
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// # node.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn validator<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Message, &Connection) -> Validation + Send + Sync + 'static,
+    {
+        self.config.validate = true;
+        self.validation = Some(ValidationChoice::Sync(Arc::new(f)));
+        self
+    }
+
+    /// Validates every new broadcast from a peer before it is relayed or
+    /// delivered, asynchronously: take the broadcasts with
+    /// [`MeshSocket::validations`] and decide about each when ready. At
+    /// most `max_pending` wait at once (past that new ones are dropped
+    /// until you catch up); undecided ones are ignored after 10 s.
+    pub fn async_validation(mut self, max_pending: usize) -> Self {
+        self.config.validate = true;
+        self.config.max_pending_validations = max_pending.max(1);
+        self.validation = Some(ValidationChoice::Async);
+        self
+    }
+
+    /// Rejected broadcasts tolerated from one connection before it is
+    /// closed. Default 10.
+    pub fn max_rejections(mut self, n: u32) -> Self {
+        self.config.max_rejections = n;
         self
     }
 
@@ -300,6 +371,14 @@ impl MeshBuilder {
         }
         let node = Stack::new(MeshState::new(id.clone(), out_addr.clone(), config), layer);
 
+        let (validation, validations) = match self.validation.clone() {
+            None => (None, None),
+            Some(ValidationChoice::Sync(f)) => (Some(ValidationMode::Sync(f)), None),
+            Some(ValidationChoice::Async) => {
+                let (tx, rx) = mpsc::channel(config_pending(node.mesh().config()));
+                (Some(ValidationMode::Async(tx)), Some(Validations { rx }))
+            }
+        };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
@@ -341,6 +420,7 @@ impl MeshBuilder {
             },
             accepting: Arc::new(AtomicUsize::new(0)),
             refused: 0,
+            validation,
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();
@@ -366,6 +446,7 @@ impl MeshBuilder {
                 cancel,
                 done,
                 handshake_timeout: self.handshake_timeout,
+                validations: std::sync::Mutex::new(validations),
             }),
         })
     }
@@ -392,4 +473,9 @@ fn reachable_ip(bound: IpAddr) -> IpAddr {
         Ok(s.local_addr()?.ip())
     };
     probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Room for broadcasts waiting for the application's decision.
+fn config_pending(config: &MeshConfig) -> usize {
+    config.max_pending_validations.max(1)
 }

@@ -9,9 +9,11 @@ mod inspect;
 mod message;
 mod messaging;
 mod socket;
+pub mod validation;
 
 pub use actor::{Handler, Snapshot};
 pub use builder::{split_host_port, MeshBuilder};
 pub use error::Error;
 pub use message::{Connection, Event, Message, MessageKind};
 pub use socket::MeshSocket;
+pub use validation::{PendingValidation, Validations, Validator};

@@ -14,6 +14,7 @@ use super::actor::{unix_now, Command, Inbox};
 use super::builder::{split_host_port, MeshBuilder};
 use super::error::Error;
 use super::message::Event;
+use super::validation::Validations;
 use crate::protocol::mesh::{Layer, LayerCtx};
 use crate::protocol::{PeerAddr, PeerId, Protocol};
 
@@ -29,6 +30,7 @@ pub(super) struct Shared {
     pub(super) cancel: CancellationToken,
     pub(super) done: CancellationToken,
     pub(super) handshake_timeout: Duration,
+    pub(super) validations: std::sync::Mutex<Option<Validations>>,
 }
 
 impl Drop for Shared {
@@ -304,6 +306,34 @@ impl MeshSocket {
     /// ```
     pub fn now(&self) -> u64 {
         unix_now()
+    }
+
+    /// The broadcasts waiting for your decision, when the node was built
+    /// with [`MeshBuilder::async_validation`]. The first call takes them;
+    /// later calls (and nodes without asynchronous validation) get `None`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::builder().async_validation(64).bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let mut pending = a.validations().expect("asynchronous validation");
+    /// b.send(packets!["hello"]).await?;
+    /// let p = pending.next().await.expect("a broadcast to decide about");
+    /// assert_eq!(p.message().packets()[0].as_str(), Some("hello"));
+    /// p.accept(); // relayed and delivered from here on
+    /// assert_eq!(a.next_message().await?.packets()[0].as_str(), Some("hello"));
+    /// # Ok(()) }
+    /// ```
+    pub fn validations(&self) -> Option<Validations> {
+        self.shared
+            .validations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Shuts the node down: closes every connection and the listener and

@@ -57,8 +57,9 @@
 use std::any::Any;
 
 use super::close::{CloseReason, SendError};
-use super::output::{Action, ConnId, Delivery, DialId, MeshEvent};
+use super::output::{Action, ConnId, Delivery, DialId, MeshEvent, ValidationId};
 use super::state::MeshState;
+use super::validation::Validation;
 use crate::protocol::{Frame, InternalMessage, MainFlag, MessageId, Packet, PeerId};
 
 /// A protocol layer over the mesh: pure state called by a [`Stack`] at the
@@ -256,6 +257,20 @@ impl<L: Layer> Stack<L> {
     pub fn on_frame(&mut self, now_ms: u64, conn: ConnId, frame: Frame, out: &mut Vec<Action>) {
         let start = out.len();
         self.mesh.on_frame(now_ms, conn, frame, out);
+        self.route(now_ms, start, out);
+    }
+
+    /// See [`MeshState::on_validated`]; an accepted broadcast the layer
+    /// claims goes to it.
+    pub fn on_validated(
+        &mut self,
+        now_ms: u64,
+        ticket: ValidationId,
+        verdict: Validation,
+        out: &mut Vec<Action>,
+    ) {
+        let start = out.len();
+        self.mesh.on_validated(now_ms, ticket, verdict, out);
         self.route(now_ms, start, out);
     }
 

@@ -10,6 +10,7 @@ use super::conns::ConnEntry;
 use super::dial::Dials;
 use super::output::{Action, ConnId, PeerInfo};
 use super::routes::Routes;
+use super::validation::Validations;
 use super::waterfall::Waterfall;
 use crate::protocol::{IdWire, PeerAddr, PeerId, Rng};
 
@@ -65,6 +66,7 @@ pub struct MeshState {
     pub(super) book: AddressBook,
     pub(super) rng: Rng,
     pub(super) replies_refused: u64,
+    pub(super) validations: Validations,
 }
 
 const MAX_ERRORS_KEPT: usize = 64;
@@ -105,6 +107,7 @@ impl MeshState {
             ),
             rng: Rng::new(config.seed),
             replies_refused: 0,
+            validations: Validations::default(),
             config,
         }
     }
@@ -139,6 +142,7 @@ impl MeshState {
                     out_addr: h.out_addr.clone(),
                     outgoing: c.outgoing,
                     compression: h.compression.clone(),
+                    rejected: c.rejected,
                 })
             })
             .collect()
@@ -230,6 +234,7 @@ impl MeshState {
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.waterfall.expire(secs(now_ms));
         self.routes.expire(now_ms, self.config.request_ttl);
+        self.expire_validations(now_ms);
         self.close_overdue_handshakes(now_ms, out);
         if self.config.reconnect {
             self.redial(now_ms, out);
