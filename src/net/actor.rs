@@ -17,12 +17,10 @@ use super::error::Error;
 use super::message::{Connection, Event, Message};
 use super::validation::{PendingValidation, ValidationMode};
 use crate::protocol::mesh::{
-    Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Stack,
-    Validation, ValidationId,
+    Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Prepared,
+    Stack, Validation, ValidationId,
 };
-use crate::protocol::{
-    CodecError, Compression, MainFlag, MessageId, Packet, PeerAddr, PeerId, SubFlag,
-};
+use crate::protocol::{CodecError, Compression, MessageId, Packet, PeerAddr, PeerId, SubFlag};
 
 /// A message handler: returns `true` when it handled the message, which
 /// stops the chain and keeps the message out of the queue.
@@ -36,12 +34,6 @@ pub(crate) type LayerCommand = Box<dyn FnOnce(&mut dyn Layer, &mut LayerCtx<'_>)
 
 /// Commands from handles to the actor.
 pub(crate) enum Command {
-    Send {
-        flag: Packet,
-        msg_type: MainFlag,
-        packets: Vec<Packet>,
-        done: oneshot::Sender<Result<MessageId, Error>>,
-    },
     Whisper {
         to: PeerId,
         packets: Vec<Packet>,
@@ -122,9 +114,10 @@ pub(crate) enum Internal {
         handle: ConnHandle,
         waiter: Option<ConnectWaiter>,
     },
-    Frame {
+    /// The whole frames of one read, in order.
+    Frames {
         conn: ConnId,
-        frame: crate::protocol::Frame,
+        frames: Vec<crate::protocol::Frame>,
     },
     Closed {
         conn: ConnId,
@@ -189,6 +182,9 @@ impl Drop for CountGuard {
     }
 }
 
+/// Prepared sends taken from the channel in one turn of the actor.
+const SEND_BURST: usize = 256;
+
 pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -205,6 +201,7 @@ impl Actor {
         listener: TcpListener,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut internal: mpsc::Receiver<Internal>,
+        mut sends: mpsc::Receiver<Prepared>,
     ) {
         let cancel = self.spawner.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -214,7 +211,9 @@ impl Actor {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let drained = self.spawner.settings.drained.clone();
         loop {
+            let sends_blocked = !sends.is_empty() && self.peer_queues_high();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -222,6 +221,20 @@ impl Actor {
                     Some(event) => self.on_internal(event, &mut out),
                     None => break,
                 },
+                // The application's sends wait (in their bounded channel,
+                // so `send().await` waits) while a peer's queue is over half
+                // its bound: our own traffic never makes a peer "too slow".
+                _ = drained.notified(), if sends_blocked => {}
+                prepared = sends.recv(), if !sends_blocked => {
+                    // A burst of the application's sends in one go.
+                    let mut next = prepared;
+                    let mut taken = 0;
+                    while let Some(p) = next {
+                        self.node.with_mesh(unix_now_ms(), &mut out, |m, out| m.send_prepared(p, out));
+                        taken += 1;
+                        next = if taken < SEND_BURST { sends.try_recv().ok() } else { None };
+                    }
+                }
                 command = commands.recv() => match command {
                     Some(Command::Close(done)) => {
                         close_waiters.push(done);
@@ -271,6 +284,14 @@ impl Actor {
         for done in close_waiters {
             let _ = done.send(());
         }
+    }
+
+    /// Whether some peer's send queue holds more than half its bound.
+    fn peer_queues_high(&self) -> bool {
+        let high = self.spawner.settings.send_buffer / 2;
+        self.conns
+            .values()
+            .any(|c| c.handle.queued.load(Ordering::Relaxed) > high)
     }
 
     fn adopt_stream(
@@ -362,7 +383,11 @@ impl Actor {
                 );
                 self.node.on_open(now_ms, conn, outgoing, remote, dial, out);
             }
-            Internal::Frame { conn, frame } => self.node.on_frame(now_ms, conn, frame, out),
+            Internal::Frames { conn, frames } => {
+                for frame in frames {
+                    self.node.on_frame(now_ms, conn, frame, out);
+                }
+            }
             Internal::Closed { conn, error } => {
                 if let Some(e) = error {
                     self.node.with_mesh(now_ms, out, |m, out| {
@@ -394,17 +419,6 @@ impl Actor {
         let now_ms = unix_now_ms();
         let node = &mut self.node;
         match command {
-            Command::Send {
-                flag,
-                msg_type,
-                packets,
-                done,
-            } => {
-                let r = node.with_mesh(now_ms, out, |m, out| {
-                    m.send(now_ms, flag, msg_type, packets, out)
-                });
-                let _ = done.send(r.map_err(Error::from));
-            }
             Command::Whisper { to, packets, done } => {
                 let r = node.with_mesh(now_ms, out, |m, out| m.whisper(now_ms, &to, packets, out));
                 let _ = done.send(r.map_err(Error::from));

@@ -380,6 +380,10 @@ impl MeshBuilder {
             }
         };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        // The application's broadcasts, prepared in its own tasks; bounded,
+        // so a sender faster than the node waits instead of piling up.
+        let (sends_tx, sends_rx) = mpsc::channel(SENDS_QUEUE);
+        let sender_id = node.mesh().id().clone();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
         let inbox = Arc::new(Inbox {
@@ -406,6 +410,7 @@ impl MeshBuilder {
                     send_buffer: self.send_buffer,
                     stall_timeout: self.stall_timeout,
                     idle_timeout: self.idle_timeout,
+                    drained: Arc::new(Notify::new()),
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport,
@@ -431,12 +436,15 @@ impl MeshBuilder {
             // the node as shut down instead of waiting forever.
             let _stop = stop_tasks.drop_guard();
             let _done = done_signal.drop_guard();
-            actor.run(listener, cmd_rx, internal_rx).await;
+            actor.run(listener, cmd_rx, internal_rx, sends_rx).await;
         });
         tracing::info!(id = %id.short(12), %local, "mesh node listening");
         Ok(MeshSocket {
             shared: Arc::new(Shared {
                 commands: cmd_tx,
+                sends: sends_tx,
+                sender_id,
+                limits,
                 id,
                 local,
                 out_addr,
@@ -479,3 +487,6 @@ fn reachable_ip(bound: IpAddr) -> IpAddr {
 fn config_pending(config: &MeshConfig) -> usize {
     config.max_pending_validations.max(1)
 }
+
+/// Prepared sends that may wait for the node at once.
+const SENDS_QUEUE: usize = 1024;

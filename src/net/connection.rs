@@ -37,6 +37,9 @@ pub(crate) struct ConnSettings {
     pub(crate) stall_timeout: Duration,
     /// A connection silent for this long is closed.
     pub(crate) idle_timeout: Option<Duration>,
+    /// Raised by a write loop whose queue drained below half the send
+    /// buffer: the actor takes the application's sends again.
+    pub(crate) drained: Arc<tokio::sync::Notify>,
 }
 
 /// Allocates connection ids.
@@ -107,7 +110,13 @@ pub(crate) async fn start(
         return;
     }
     let tracker = &spawner.tracker;
-    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
+    tracker.spawn(write_loop(
+        writer,
+        rx,
+        queued,
+        cancel.clone(),
+        spawner.settings.clone(),
+    ));
     tracker.spawn(read_loop(
         reader,
         conn,
@@ -145,25 +154,27 @@ async fn read_loop(
                 break None;
             }
         }
+        // Every whole frame of this read goes to the actor in one message:
+        // one channel operation and one wake-up per read, not per frame.
         let mut failed = None;
+        let mut frames = Vec::new();
         loop {
             match decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    if internal
-                        .send(Internal::Frame { conn, frame })
-                        .await
-                        .is_err()
-                    {
-                        cancel.cancel();
-                        break;
-                    }
-                }
+                Ok(Some(frame)) => frames.push(frame),
                 Ok(None) => break,
                 Err(e) => {
                     failed = Some(e);
                     break;
                 }
             }
+        }
+        if !frames.is_empty()
+            && internal
+                .send(Internal::Frames { conn, frames })
+                .await
+                .is_err()
+        {
+            cancel.cancel();
         }
         if failed.is_some() {
             break failed;
@@ -209,6 +220,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
+    settings: ConnSettings,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
     let mut flush_on_exit = true;
@@ -234,7 +246,11 @@ async fn write_loop(
             r = writer.write_frames(&batch) => r,
         };
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        queued.fetch_sub(bytes, Ordering::Relaxed);
+        let before = queued.fetch_sub(bytes, Ordering::Relaxed);
+        let low = settings.send_buffer / 2;
+        if before > low && before - bytes <= low {
+            settings.drained.notify_one();
+        }
         batch.clear();
         if written.is_err() {
             flush_on_exit = false;

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+use super::actor::unix_now_ms;
 use super::actor::{Command, Handler};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
 use super::socket::MeshSocket;
+use crate::protocol::mesh::Prepared;
 use crate::protocol::{MainFlag, MessageId, Packet, PeerId, SubFlag};
 
 impl MeshSocket {
@@ -68,13 +70,24 @@ impl MeshSocket {
         flag: Packet,
         msg_type: MainFlag,
     ) -> Result<MessageId, Error> {
-        self.ask(|done| Command::Send {
+        // Encoded and hashed here, in the caller's task; the node records
+        // it and fans it out without a round trip back to us.
+        let shared = &self.shared;
+        let prepared = Prepared::new(
+            &shared.sender_id,
+            unix_now_ms(),
             flag,
             msg_type,
             packets,
-            done,
-        })
-        .await?
+            &shared.limits,
+        )?;
+        let id = prepared.id();
+        shared
+            .sends
+            .send(prepared)
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(id)
     }
 
     /// Sends `packets` directly to one connected peer.

@@ -15,12 +15,17 @@ use super::builder::{split_host_port, MeshBuilder};
 use super::error::Error;
 use super::message::Event;
 use super::validation::Validations;
-use crate::protocol::mesh::{Layer, LayerCtx};
-use crate::protocol::{PeerAddr, PeerId, Protocol};
+use crate::protocol::mesh::{Layer, LayerCtx, Prepared};
+use crate::protocol::{CodecLimits, PeerAddr, PeerId, Protocol};
 
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) commands: mpsc::UnboundedSender<Command>,
+    /// Broadcasts and whispers to all, prepared by the caller.
+    pub(super) sends: mpsc::Sender<Prepared>,
+    /// Our id in the form the node sends it.
+    pub(super) sender_id: PeerId,
+    pub(super) limits: CodecLimits,
     pub(super) id: PeerId,
     pub(super) local: SocketAddr,
     pub(super) out_addr: PeerAddr,

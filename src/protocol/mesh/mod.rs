@@ -78,6 +78,7 @@ mod waterfall;
 
 pub use address_book::AddressBook;
 pub use close::{CloseReason, SendError};
+pub use commands::Prepared;
 pub use config::MeshConfig;
 pub use layer::{Layer, LayerCtx, Stack};
 pub use output::{Action, ConnId, Delivery, DialId, MeshEvent, PeerInfo, ValidationId};
