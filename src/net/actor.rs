@@ -129,6 +129,8 @@ pub(crate) enum Internal {
         error: Error,
         waiter: Option<ConnectWaiter>,
     },
+    /// A connection's send queue emptied after holding a burst.
+    Drained { conn: ConnId },
 }
 
 /// The queue behind `recv`, shared with the handles.
@@ -368,6 +370,11 @@ impl Actor {
                     conn,
                     reason: CloseReason::Disconnected,
                 });
+            }
+            Internal::Drained { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.node.on_writable(now_ms, conn, out);
+                }
             }
             Internal::DialFailed {
                 dial,

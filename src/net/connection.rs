@@ -107,7 +107,16 @@ pub(crate) async fn start(
         return;
     }
     let tracker = &spawner.tracker;
-    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
+    tracker.spawn(write_loop(
+        writer,
+        rx,
+        queued,
+        cancel.clone(),
+        Drains {
+            conn,
+            internal: internal.clone(),
+        },
+    ));
     tracker.spawn(read_loop(
         reader,
         conn,
@@ -204,14 +213,28 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 /// Most frames gathered into one write.
 const MAX_BATCH: usize = 256;
 
+/// A send queue that held at least this many bytes and then emptied is
+/// reported to the actor ([`Internal::Drained`]): a layer pacing a burst
+/// by the connection (sync's catch-up) may send the next part.
+const DRAIN_NOTICE: usize = 64 << 10;
+
+/// Where a write loop reports that its queue drained.
+struct Drains {
+    conn: ConnId,
+    internal: mpsc::Sender<Internal>,
+}
+
 async fn write_loop(
     mut writer: Box<dyn FrameWriter>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
+    drains: Drains,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
     let mut flush_on_exit = true;
+    // The most bytes queued since the queue was last empty.
+    let mut peak = 0;
     loop {
         let first = tokio::select! {
             biased;
@@ -234,11 +257,19 @@ async fn write_loop(
             r = writer.write_frames(&batch) => r,
         };
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        queued.fetch_sub(bytes, Ordering::Relaxed);
+        let before = queued.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
         if written.is_err() {
             flush_on_exit = false;
             break;
+        }
+        peak = peak.max(before);
+        if before == bytes && std::mem::take(&mut peak) >= DRAIN_NOTICE {
+            let drained = Internal::Drained { conn: drains.conn };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = drains.internal.send(drained) => {}
+            }
         }
     }
     // Closing: write what was already queued (bounded in time), then FIN.

@@ -82,7 +82,8 @@ struct CatchUp {
 }
 
 /// Catch-up bytes whispered to one peer per call (handshake, then each
-/// tick), so a large dictionary does not overflow the peer's send buffer.
+/// time its send queue drained, or each tick), so a large dictionary does
+/// not overflow the peer's send buffer.
 const CATCH_UP_BURST: usize = 1 << 20;
 
 /// The replicated dictionary's protocol logic: a [`Layer`] on the mesh.
@@ -470,6 +471,14 @@ impl Layer for SyncState {
 
     fn on_peer_left(&mut self, _ctx: &mut LayerCtx<'_>, peer: &PeerId) {
         self.catch_up.retain(|_, c| &c.peer != peer);
+    }
+
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        // The last burst went out: the next one, without waiting for the
+        // tick.
+        if ctx.mesh().peer_of(conn).is_some() {
+            self.pump_catch_up(ctx, conn);
+        }
     }
 
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
