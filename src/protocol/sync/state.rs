@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::store::{
-    encoded_len, is_truthy, merge_map, Meta, Store, SyncConfig, SyncError, SyncKey, WriteKind,
+    encoded_len, is_truthy, lease_check, merge_map, Meta, Store, SyncConfig, SyncError, SyncKey,
+    WriteKind,
 };
 use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
 use crate::protocol::{packet_to_id, InternalMessage, Packet, PeerId, SubFlag};
@@ -175,9 +176,17 @@ impl SyncState {
                 if value.is_nil() {
                     return Err(SyncError::NilValue);
                 }
-                store.lease_allows(key, &meta, WriteKind::Set, self.config.leasing, meta.time)?;
-                store.fits(key, value, &self.config)?;
-                new_keys += usize::from(store.get(key).is_none());
+                let old = store.get(key).map(|e| &e.meta);
+                lease_check(
+                    key,
+                    old,
+                    &meta,
+                    WriteKind::Set,
+                    self.config.leasing,
+                    meta.time,
+                )?;
+                store.fits_entry(old.is_none(), value, &self.config)?;
+                new_keys += usize::from(old.is_none());
             }
             if store.len() + new_keys > self.config.max_keys {
                 return Err(SyncError::TooManyKeys {
@@ -287,14 +296,16 @@ impl SyncState {
         kind: WriteKind,
     ) -> bool {
         let leasing = self.config.leasing;
+        let is_new;
         let outcome = {
             let store = read(&self.store);
             let old = store.get(&key);
+            is_new = old.is_none();
             if kind == WriteKind::Delete && old.is_none() {
                 self.stats.unknown_deletes += 1;
                 return false;
             }
-            if store.lease_allows(&key, &meta, kind, leasing, now).is_err() {
+            if lease_check(&key, old.map(|e| &e.meta), &meta, kind, leasing, now).is_err() {
                 self.stats.leased += 1;
                 return false;
             }
@@ -320,7 +331,11 @@ impl SyncState {
                 self.remove(&key);
             }
             Some(value) => {
-                if self.store().fits(&key, &value, &self.config).is_err() {
+                if self
+                    .store()
+                    .fits_entry(is_new, &value, &self.config)
+                    .is_err()
+                {
                     self.stats.over_bounds += 1;
                     return false;
                 }
@@ -432,26 +447,28 @@ impl Layer for SyncState {
                     self.stats.catch_up_skipped += 1;
                     return;
                 }
-                let forward = vec![
-                    key.to_packet(),
-                    value.clone(),
-                    crate::protocol::id_to_packet(&meta.owner),
-                    meta.time.into(),
-                ];
+                // Better than the references: an entry new to us goes on
+                // to our other peers, so a write made while its writer was
+                // cut off reaches the whole network, not only the writer's
+                // direct peers.
+                let others: Vec<ConnId> = ctx
+                    .mesh()
+                    .peer_conns()
+                    .filter(|&c| c != delivery.conn)
+                    .collect();
+                let forward = (!others.is_empty()).then(|| {
+                    vec![
+                        key.to_packet(),
+                        value.clone(),
+                        crate::protocol::id_to_packet(&meta.owner),
+                        meta.time.into(),
+                    ]
+                });
                 if self.apply_remote(now, key, value, meta, kind) {
-                    // Better than the references: an entry new to us goes
-                    // on to our other peers, so a write made while its
-                    // writer was cut off reaches the whole network, not
-                    // only the writer's direct peers.
-                    let others: Vec<ConnId> = ctx
-                        .mesh()
-                        .peers()
-                        .into_iter()
-                        .map(|p| p.conn)
-                        .filter(|&c| c != delivery.conn)
-                        .collect();
-                    for conn in others {
-                        let _ = ctx.whisper(conn, SubFlag::Store.as_u8(), forward.clone());
+                    for (conn, forward) in others.into_iter().zip(std::iter::repeat(forward)) {
+                        if let Some(packets) = forward {
+                            let _ = ctx.whisper(conn, SubFlag::Store.as_u8(), packets);
+                        }
                     }
                 }
             }
