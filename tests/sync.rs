@@ -182,7 +182,7 @@ fn a_late_joiner_catches_up_on_1000_keys() {
 
 #[test]
 fn a_large_catch_up_goes_on_as_the_send_queue_drains() {
-    // 12,000 entries of about 300 bytes: several bursts of 1 MiB.
+    // 12,000 entries of about 300 bytes: several bursts (256 KiB each).
     let mut rig = sync_rig(2, SyncConfig::default());
     let value = Packet::bin(vec![0x5a; 200]);
     let items: Vec<(SyncKey, Packet)> = (0..12_000)
@@ -195,7 +195,7 @@ fn a_large_catch_up_goes_on_as_the_send_queue_drains() {
     assert!(held[0] > 0 && held[0] < 12_000, "one burst first: {held:?}");
     // No tick: each drained queue brings the next burst.
     while held.last() != Some(&12_000) {
-        assert!(held.len() < 10, "stuck: {held:?}");
+        assert!(held.len() < 40, "stuck: {held:?}");
         rig.writable(at_0);
         rig.settle();
         held.push(dict(&rig, 1).len());

@@ -33,8 +33,8 @@
 //! - **Key and value types are kept** as they came: a str key and a bin key
 //!   with the same bytes are two keys, as on the wire. Keys given as Rust
 //!   text are sent as bin (what py2p's API does), so py2p can read them.
-//! - **Catch-up is paced**: 1 MiB at a time per peer, the next part once
-//!   the peer's send queue has drained (or at the next tick), so a large
+//! - **Catch-up is paced**: 256 KiB at a time per peer, the next part once
+//!   the peer's send queue has drained (or 1 MiB at the next tick), so a large
 //!   dictionary neither overflows the newcomer's send buffer nor waits for
 //!   ticks.
 //! - **Local updates are all or nothing**: every key is checked before any

@@ -82,10 +82,15 @@ struct CatchUp {
     next: Option<SyncKey>,
 }
 
-/// Catch-up bytes whispered to one peer per call (handshake, then each
-/// time its send queue drained, or each tick), so a large dictionary does
-/// not overflow the peer's send buffer.
-const CATCH_UP_BURST: usize = 1 << 20;
+/// Catch-up bytes whispered to one peer at its handshake and each time its
+/// send queue drained: small enough that the newcomer starts on the first
+/// entries while the next ones are encoded, and never near the peer's send
+/// buffer.
+const CATCH_UP_BURST: usize = 256 << 10;
+
+/// Catch-up bytes whispered to one peer per tick, where no driver reports
+/// drained queues (the simulator), or a report was missed.
+const CATCH_UP_PER_TICK: usize = 1 << 20;
 
 /// The replicated dictionary's protocol logic: a [`Layer`] on the mesh.
 /// Pure and deterministic; the [`SyncSocket`](crate::sync::SyncSocket)
@@ -345,9 +350,9 @@ impl SyncState {
         true
     }
 
-    /// Whispers catch-up entries to `conn` from where it stopped, up to the
-    /// burst; forgets the catch-up once every entry went.
-    fn pump_catch_up(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+    /// Whispers catch-up entries to `conn` from where it stopped, up to
+    /// `budget` bytes; forgets the catch-up once every entry went.
+    fn pump_catch_up(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId, budget: usize) {
         let Some(state) = self.catch_up.get_mut(&conn) else {
             return;
         };
@@ -361,7 +366,7 @@ impl SyncState {
                 self.catch_up.remove(&conn);
                 return;
             };
-            if sent >= CATCH_UP_BURST {
+            if sent >= budget {
                 state.next = Some(key.clone());
                 return;
             }
@@ -411,7 +416,7 @@ impl Layer for SyncState {
                 next: None,
             },
         );
-        self.pump_catch_up(ctx, conn);
+        self.pump_catch_up(ctx, conn, CATCH_UP_BURST);
     }
 
     fn on_message(&mut self, ctx: &mut LayerCtx<'_>, delivery: Delivery) {
@@ -494,7 +499,7 @@ impl Layer for SyncState {
         // The last burst went out: the next one, without waiting for the
         // tick.
         if ctx.mesh().peer_of(conn).is_some() {
-            self.pump_catch_up(ctx, conn);
+            self.pump_catch_up(ctx, conn, CATCH_UP_BURST);
         }
     }
 
@@ -505,7 +510,7 @@ impl Layer for SyncState {
                 self.catch_up.remove(&conn);
                 continue;
             }
-            self.pump_catch_up(ctx, conn);
+            self.pump_catch_up(ctx, conn, CATCH_UP_PER_TICK);
         }
     }
 }
