@@ -24,7 +24,10 @@
 //! let seen = b.wait_for("greeting", |v| v.is_some(), Duration::from_secs(5)).await?;
 //! assert_eq!(seen.as_deref().and_then(|v| v.as_str()), Some("hello"));
 //!
-//! // b may not overwrite a's key for an hour (leasing):
+//! // b may not overwrite a's key for an hour (leasing). Within the very
+//! // second of a's write the smaller node id would win (the references'
+//! // rule for equal times), so b tries a second later:
+//! tokio::time::sleep(Duration::from_secs(1)).await;
 //! assert!(b.set("greeting", "bye").await.is_err());
 //! # a.close().await; b.close().await;
 //! # Ok(()) }

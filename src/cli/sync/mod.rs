@@ -38,9 +38,10 @@ use plain::parse_plain_line;
 pub const AFTER_HELP: &str = r#"Every node of a sync network holds the same dictionary: a write on one
 node reaches every node, a node that joins catches up with what the others
 hold, and (unless --no-leasing) a key stays its writer's for an hour: other
-nodes' writes to it are refused until then. The network is the subnet name
-plus "1" with leasing, "0" without (default sync1, as py2p's SyncSocket);
-nodes with other settings never meet.
+nodes' writes to it are refused until then (within the second of the
+owner's write, the smaller node id wins, as in py2p). The network is the
+subnet name plus "1" with leasing, "0" without (default sync1, as py2p's
+SyncSocket); nodes with other settings never meet.
 
 Plain mode (default), one command a line (type help):
   set KEY VALUE   get KEY   del KEY   delta KEY {...}   keys
