@@ -156,10 +156,11 @@ pub async fn run(args: SyncArgs) -> ExitCode {
         Ok(node) => node,
         Err(code) => return code,
     };
-    // Subscribed before anything can change.
+    // Subscribed before anything can change; printed after `ready`.
     let changes = node.events();
-    let mesh_events = tokio::spawn(print_mesh_events(node.mesh().events(), out));
+    let peers = node.mesh().events();
     out.ready(&node, &args.subnet, !args.no_leasing);
+    let mesh_events = tokio::spawn(print_mesh_events(peers, out));
     let mut input = spawn_stdin_lines();
     let mut session = Session {
         node: node.clone(),
