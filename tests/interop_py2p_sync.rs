@@ -54,16 +54,26 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Waits (at most two seconds) until the wall clock has passed `secs`, so
-/// the next write carries a later timestamp than one made at `secs`.
+/// Waits (at most two seconds) until the wall clock has passed `secs` by
+/// a margin, so the next write carries a later timestamp than one made at
+/// `secs`. The margin is for py2p: it stamps writes with `gmtime()`, a
+/// coarse clock that can still show the old second for a few milliseconds
+/// after the precise clock has moved on (seen here: up to about 4 ms).
 async fn next_second(secs: u64) {
+    let past = Duration::from_secs(secs + 1) + Duration::from_millis(50);
     tokio::time::timeout(Duration::from_secs(2), async {
-        while now_secs() <= secs {
+        while now() < past {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
     .expect("the clock moves");
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
