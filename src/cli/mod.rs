@@ -5,11 +5,13 @@ mod bench;
 mod demo;
 mod explain;
 mod json;
+mod lines;
 mod node;
 mod oneshot;
 mod peers;
 mod send;
 mod simulate;
+mod sync;
 mod transport;
 
 use std::io::IsTerminal;
@@ -31,6 +33,10 @@ Examples:
     rs2p node --bind 127.0.0.1:4445 --transport ssl --cert b.pem --key b.key --trust ca.pem \\
       --connect 127.0.0.1:4444
 
+  A replicated dictionary: two nodes of a sync network (type help):
+    rs2p sync --bind 127.0.0.1:4444
+    rs2p sync --bind 127.0.0.1:4445 --connect 127.0.0.1:4444
+
   Drive a node from a script, one JSON object per line:
     echo '{\"op\":\"broadcast\",\"packets\":[\"hi\",42]}' | \\
       rs2p node --json --bind 127.0.0.1:0 --connect 127.0.0.1:4444
@@ -44,7 +50,8 @@ Examples:
     rs2p bench --processes --py2p
     rs2p simulate --nodes 10000 --churn 0.1
 
-Run `rs2p node --help` for the JSON operations and events.";
+Run `rs2p node --help` and `rs2p sync --help` for the JSON operations and
+events.";
 
 /// Peer-to-peer mesh node speaking the p2p-today protocol 0.7 (works with
 /// py2p and js2p nodes).
@@ -69,6 +76,10 @@ enum Command {
     /// checked (start here).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
+    /// Run a node of a sync network (a replicated dictionary): commands on
+    /// stdin/stdout, or JSON lines with --json.
+    #[command(after_help = sync::AFTER_HELP)]
+    Sync(sync::SyncArgs),
     /// Join a mesh, broadcast one message, leave.
     #[command(after_help = send::AFTER_HELP)]
     Send(send::SendArgs),
@@ -101,6 +112,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
+        Command::Sync(args) => runtime.block_on(sync::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
@@ -166,5 +178,48 @@ mod tests {
             "--bind is required"
         );
         assert!(Cli::try_parse_from(["rs2p", "node", "--bind", "x:1", "--linger", "-1"]).is_err());
+    }
+
+    #[test]
+    fn sync_args_parse() {
+        let cli = Cli::try_parse_from(["rs2p", "sync", "--bind", "127.0.0.1:0"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("expected sync: {:?}", cli.command);
+        };
+        assert_eq!(args.subnet, "sync");
+        assert!(!args.no_leasing && !args.json);
+        assert_eq!((args.max_keys, args.max_value_len), (100_000, 1 << 20));
+        let cli = Cli::try_parse_from([
+            "rs2p",
+            "sync",
+            "--bind",
+            "127.0.0.1:0",
+            "--connect",
+            "a:1",
+            "--subnet",
+            "inv",
+            "--no-leasing",
+            "--max-keys",
+            "10",
+            "--max-value-len",
+            "64",
+            "--json",
+            "--linger",
+            "0",
+            "--transport",
+            "ssl",
+        ])
+        .unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("expected sync: {:?}", cli.command);
+        };
+        assert_eq!(args.connect, ["a:1"]);
+        assert_eq!((args.subnet.as_str(), args.no_leasing), ("inv", true));
+        assert_eq!((args.max_keys, args.max_value_len), (10, 64));
+        assert!(args.json && args.linger.is_zero());
+        assert!(
+            Cli::try_parse_from(["rs2p", "sync"]).is_err(),
+            "--bind is required"
+        );
     }
 }

@@ -128,6 +128,8 @@ pub(crate) enum Internal {
         error: Error,
         waiter: Option<ConnectWaiter>,
     },
+    /// A connection's send queue emptied after holding a burst.
+    Drained { conn: ConnId },
 }
 
 /// The queue behind `recv`, shared with the handles.
@@ -211,7 +213,6 @@ impl Actor {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
-        let drained = self.spawner.settings.drained.clone();
         loop {
             let sends_blocked = !sends.is_empty() && self.peer_queues_high();
             tokio::select! {
@@ -224,7 +225,8 @@ impl Actor {
                 // The application's sends wait (in their bounded channel,
                 // so `send().await` waits) while a peer's queue is over half
                 // its bound: our own traffic never makes a peer "too slow".
-                _ = drained.notified(), if sends_blocked => {}
+                // The write loop reports when it drains below half
+                // (`Internal::Drained`), which wakes this loop.
                 prepared = sends.recv(), if !sends_blocked => {
                     // A burst of the application's sends in one go.
                     let mut next = prepared;
@@ -400,6 +402,11 @@ impl Actor {
                     conn,
                     reason: CloseReason::Disconnected,
                 });
+            }
+            Internal::Drained { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.node.on_writable(now_ms, conn, out);
+                }
             }
             Internal::DialFailed {
                 dial,

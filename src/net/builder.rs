@@ -410,7 +410,6 @@ impl MeshBuilder {
                     send_buffer: self.send_buffer,
                     stall_timeout: self.stall_timeout,
                     idle_timeout: self.idle_timeout,
-                    drained: Arc::new(Notify::new()),
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport,

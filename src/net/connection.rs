@@ -37,9 +37,6 @@ pub(crate) struct ConnSettings {
     pub(crate) stall_timeout: Duration,
     /// A connection silent for this long is closed.
     pub(crate) idle_timeout: Option<Duration>,
-    /// Raised by a write loop whose queue drained below half the send
-    /// buffer: the actor takes the application's sends again.
-    pub(crate) drained: Arc<tokio::sync::Notify>,
 }
 
 /// Allocates connection ids.
@@ -115,7 +112,11 @@ pub(crate) async fn start(
         rx,
         queued,
         cancel.clone(),
-        spawner.settings.clone(),
+        Drains {
+            conn,
+            internal: internal.clone(),
+            half: spawner.settings.send_buffer / 2,
+        },
     ));
     tracker.spawn(read_loop(
         reader,
@@ -215,15 +216,30 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 /// Most frames gathered into one write.
 const MAX_BATCH: usize = 256;
 
+/// A send queue that held at least this many bytes and then emptied is
+/// reported to the actor ([`Internal::Drained`]): a layer pacing a burst
+/// by the connection (sync's catch-up) may send the next part.
+const DRAIN_NOTICE: usize = 64 << 10;
+
+/// Where a write loop reports that its queue drained.
+struct Drains {
+    conn: ConnId,
+    internal: mpsc::Sender<Internal>,
+    /// Half the send buffer.
+    half: usize,
+}
+
 async fn write_loop(
     mut writer: Box<dyn FrameWriter>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
-    settings: ConnSettings,
+    drains: Drains,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
     let mut flush_on_exit = true;
+    // The most bytes queued since the queue was last empty.
+    let mut peak = 0;
     loop {
         let first = tokio::select! {
             biased;
@@ -247,14 +263,23 @@ async fn write_loop(
         };
         let bytes: usize = batch.iter().map(Bytes::len).sum();
         let before = queued.fetch_sub(bytes, Ordering::Relaxed);
-        let low = settings.send_buffer / 2;
-        if before > low && before - bytes <= low {
-            settings.drained.notify_one();
-        }
         batch.clear();
         if written.is_err() {
             flush_on_exit = false;
             break;
+        }
+        peak = peak.max(before);
+        // Crossing below half the bound lets the actor take the
+        // application's sends again; emptying after a burst lets a layer
+        // send its next part.
+        let below_half = before > drains.half && before - bytes <= drains.half;
+        let emptied = before == bytes && std::mem::take(&mut peak) >= DRAIN_NOTICE;
+        if below_half || emptied {
+            let drained = Internal::Drained { conn: drains.conn };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = drains.internal.send(drained) => {}
+            }
         }
     }
     // Closing: write what was already queued (bounded in time), then FIN.

@@ -343,6 +343,15 @@ impl<L: Layer> Rig<L> {
         panic!("the rig does not settle");
     }
 
+    /// Tells the node at `at` that the send queue of that connection
+    /// drained after a burst, as the tokio driver does: the layer's
+    /// [`on_writable`](crate::protocol::mesh::Layer::on_writable).
+    pub fn writable(&mut self, at: End) {
+        let mut out = Vec::new();
+        self.nodes[at.0].on_writable(self.now_ms, at.1, &mut out);
+        self.apply(at.0, out);
+    }
+
     /// Moves the clock on by `ms` and ticks every node.
     pub fn advance(&mut self, ms: u64) {
         self.now_ms += ms;

@@ -6,8 +6,10 @@
 //! * [`mesh`]: in-process `MeshSocket` helpers (nodes, topologies, waiting
 //!   on routing tables and messages, exactly-once broadcast rounds);
 //! * [`process`]: one wrapper for a node in a child process speaking JSON
-//!   lines (`rs2p node --json`, py2p and js2p alike), and bounded one-shot
-//!   runs;
+//!   lines (`rs2p node --json`, `rs2p sync --json`, py2p and js2p alike),
+//!   and bounded one-shot runs;
+//! * [`text_process`]: a child driven with lines of text, as a person
+//!   would (`rs2p sync` in plain mode);
 //! * [`py2p`]: the py2p interpreter, scripts and node start function;
 //! * [`js2p`]: the js2p folder, Node.js and the js2p node start function;
 //! * [`netns`]: a network-namespace lab and rs2p nodes inside it;
@@ -23,6 +25,7 @@ pub mod mesh;
 pub mod netns;
 pub mod process;
 pub mod py2p;
+pub mod text_process;
 pub mod wait;
 
 use std::path::PathBuf;

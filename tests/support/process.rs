@@ -6,11 +6,13 @@
 //! Three implementations speak such a line protocol, each with its own
 //! start function:
 //! * rs2p: `rs2p node --json` ([`NodeProcess::rs2p`] on loopback,
-//!   `NodeProcess::rs2p_in` in a network namespace, in `netns.rs`);
+//!   `NodeProcess::rs2p_in` in a network namespace, in `netns.rs`), and
+//!   `rs2p sync --json` ([`NodeProcess::rs2p_sync`]);
 //! * py2p: `tests/py2p/mesh_peer.py` driving a real py2p node
-//!   (`NodeProcess::py2p`, in `py2p.rs`);
+//!   (`NodeProcess::py2p`, in `py2p.rs`), and `tests/py2p/sync_peer.py`
+//!   driving a py2p `SyncSocket` (`NodeProcess::py2p_sync`);
 //! * js2p: `tests/js2p/peer.js` driving a real js2p node
-//!   (`NodeProcess::js2p`, in `js2p.rs`).
+//!   (`NodeProcess::js2p`, `NodeProcess::js2p_sync`, in `js2p.rs`).
 //!
 //! All print `{"event":"ready","id":…}` first, `{"event":"message",
 //! "kind":…,"sender":…,"packets":[…]}` per message, and
@@ -104,6 +106,22 @@ impl NodeProcess {
             .args(extra);
         let node = NodeProcess::start(name, Kind::Rs2p, cmd);
         assert!(!node.id.is_empty());
+        assert!(
+            node.addr.starts_with("127.0.0.1:"),
+            "{name}: ready at {}",
+            node.addr
+        );
+        node
+    }
+
+    /// Starts `rs2p sync --json --bind 127.0.0.1:0 -vv EXTRA…` (a node of a
+    /// sync network) and waits for its `ready` event. Its error events are
+    /// answers to bad input or refused writes, not failures.
+    pub fn rs2p_sync(name: &str, extra: &[&str]) -> NodeProcess {
+        let mut cmd = rs2p_command();
+        cmd.args(["sync", "--json", "--bind", "127.0.0.1:0", "-vv"])
+            .args(extra);
+        let node = NodeProcess::start(name, Kind::Rs2p, cmd);
         assert!(
             node.addr.starts_with("127.0.0.1:"),
             "{name}: ready at {}",
@@ -221,6 +239,15 @@ impl NodeProcess {
         let name = &self.name;
         let stdin = self.stdin.as_mut().expect("stdin still open");
         if let Err(e) = writeln!(stdin, "{line}").and_then(|_| stdin.flush()) {
+            panic!("{name}: cannot write to the node: {e}\n{}", self.logs());
+        }
+    }
+
+    /// Writes raw bytes to the child's stdin (no end of line added).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let name = &self.name;
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        if let Err(e) = stdin.write_all(bytes).and_then(|_| stdin.flush()) {
             panic!("{name}: cannot write to the node: {e}\n{}", self.logs());
         }
     }

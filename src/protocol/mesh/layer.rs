@@ -13,6 +13,9 @@
 //!   mesh relayed it if it is a broadcast ([`Layer::on_message`], with the
 //!   connection it came on);
 //! - a peer left the routing table ([`Layer::on_peer_left`]);
+//! - a connection's send queue emptied after holding a burst
+//!   ([`Layer::on_writable`]): what a layer paces by the connection (sync's
+//!   catch-up) can go on at once, instead of at the next tick;
 //! - the periodic tick ([`Layer::on_tick`]).
 //!
 //! At each of them, and in commands that the driver runs with
@@ -92,6 +95,14 @@ pub trait Layer: Any + Send {
         let _ = (ctx, peer);
     }
 
+    /// The send queue of `conn` emptied after holding at least a burst
+    /// (64 KiB): it has room for more. Drivers without send queues (the
+    /// simulator) never call it, so a layer that waits for it must also
+    /// go on at its tick.
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        let _ = (ctx, conn);
+    }
+
     /// The periodic tick, after the mesh's own.
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         let _ = ctx;
@@ -117,6 +128,9 @@ impl Layer for Box<dyn Layer> {
     }
     fn on_peer_left(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId) {
         (**self).on_peer_left(ctx, peer)
+    }
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        (**self).on_writable(ctx, conn)
     }
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         (**self).on_tick(ctx)
@@ -287,6 +301,15 @@ impl<L: Layer> Stack<L> {
         self.mesh.on_tick(now_ms, out);
         self.layer
             .on_tick(&mut LayerCtx::new(&mut self.mesh, now_ms, out));
+        self.route(now_ms, start, out);
+    }
+
+    /// The send queue of `conn` emptied after a burst: the layer's
+    /// [`on_writable`](Layer::on_writable).
+    pub fn on_writable(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
+        let start = out.len();
+        self.layer
+            .on_writable(&mut LayerCtx::new(&mut self.mesh, now_ms, out), conn);
         self.route(now_ms, start, out);
     }
 

@@ -148,6 +148,15 @@ impl MeshState {
             .collect()
     }
 
+    /// The connection of every peer in the routing table, in id order (as
+    /// [`peers`](Self::peers), without building their descriptions).
+    pub fn peer_conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.routing
+            .values()
+            .copied()
+            .filter(|conn| self.conns.get(conn).is_some_and(|c| c.peer.is_some()))
+    }
+
     /// The connection a peer is reached on.
     pub fn conn_of(&self, peer: &PeerId) -> Option<ConnId> {
         self.routing.get(peer).copied()
