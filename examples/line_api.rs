@@ -28,7 +28,14 @@ async fn main() {
     let recv = tokio::spawn(async move {
         let mut got = 0u64;
         while got < n {
-            let _m = reader.next_message().await.unwrap();
+            match tokio::time::timeout(std::time::Duration::from_secs(10), reader.next_message())
+                .await
+            {
+                Ok(m) => {
+                    m.unwrap();
+                }
+                Err(_) => return got,
+            }
             got += 1;
             got += reader.recv_many(4096).len() as u64;
         }
@@ -40,6 +47,20 @@ async fn main() {
     }
     let got = recv.await.unwrap();
     let dt = t.elapsed();
+    if got < n {
+        for (i, node) in nodes.iter().enumerate() {
+            let s = node.snapshot().await.unwrap();
+            eprintln!(
+                "node {i}: peers {} conns {} slow {} qdrop {} wf {} errors {:?}",
+                s.peers.len(),
+                s.connections,
+                s.slow_peers_dropped,
+                s.queue_dropped,
+                s.waterfall,
+                s.errors
+            );
+        }
+    }
     println!(
         "{got} delivered in {:?}: {:.0} msgs/s",
         dt,

@@ -204,10 +204,14 @@ async fn read_within(
 ) -> Option<std::io::Result<usize>> {
     decoder.prepare_read();
     let read = reader.read_buf(decoder.buffer_mut());
-    match limit {
+    let read = match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
         None => Some(read.await),
+    };
+    if let Some(Ok(n)) = read {
+        decoder.note_read(n);
     }
+    read
 }
 
 /// How long a closing connection may spend writing what was queued.
@@ -236,7 +240,8 @@ async fn write_loop(
     cancel: CancellationToken,
     drains: Drains,
 ) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+    // Grows with the first burst; an idle connection holds none.
+    let mut batch: Vec<Bytes> = Vec::new();
     let mut flush_on_exit = true;
     // The most bytes queued since the queue was last empty.
     let mut peak = 0;
