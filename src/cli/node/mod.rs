@@ -1,38 +1,89 @@
-//! `rs2p node`: run one mesh node, as a line chat or as a JSON-lines
-//! service for scripts and tests.
+//! `rs2p node`: run one mesh node, as a line chat, as a JSON-lines service
+//! for scripts and tests, or as a daemon.
+//!
+//! - `out`: what is printed, JSON or chat, escaped;
+//! - `printer`: the node's events and messages, in causal order;
+//! - `ops`: the JSON operations;
+//! - `chat`: chat lines and commands.
 
-use std::fmt::Display;
-use std::io::{BufRead, Write};
+mod chat;
+mod ops;
+mod out;
+mod printer;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use rs2p::net::split_host_port;
-use rs2p::{Event, MeshSocket, Message, MessageKind, PeerId, Protocol};
-use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
+use rs2p::{MeshSocket, Protocol};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::explain;
-use super::json::{packet_to_text, packets_from_json, packets_to_json};
+use super::fatal;
+use super::lines::{self, Input, DEFAULT_MAX_LINE};
+use super::signals::{Signals, StopSignal};
 use super::transport::TransportArgs;
+use super::{durations, exit};
+use ops::Flow;
+use out::{OpCtx, Out};
+use printer::Printer;
 
-pub const AFTER_HELP: &str = r#"Chat mode (default): each line of stdin is broadcast as one str packet;
-received messages print as `<sender id, first 8 chars>: <packets>`.
+/// Kept here for other subcommands that parse seconds as `rs2p node` did
+/// (now in `durations`, with bounded variants).
+#[allow(unused_imports)]
+pub use super::durations::parse_secs;
 
-JSON mode (--json): one JSON object per line, both ways.
-  stdin ops:
-    {"op":"broadcast","packets":[...]}
-    {"op":"whisper","to":ID,"packets":[...]}   direct peers only
-    {"op":"reply","to":ID,"packets":[...]}     routed through the mesh if not a peer
-    {"op":"connect","addr":"HOST:PORT"}        answered by a "connected" event
-    {"op":"peers"}                             answered by a "peers" event
-    {"op":"quit"}
-  stdout events: ready, connect, connected, peer_joined, peer_left, message,
-    peers, rejected, error (for any failed op or malformed line).
-  Packets: JSON string = str, integer = int, other number = float, true/false,
-    null, array, object = map; {"$bin":"00ff"} = bin.
-  Ops run one at a time, in order, once the --connect dials have finished.
+pub const AFTER_HELP: &str = r#"Chat mode (default): each line of stdin is broadcast as one str packet.
+Messages print on stdout as `<sender, first 8 chars>: <packets>`, whispers as
+`<sender> (whisper): <packets>`, each packet as JSON ("42" is a str, 42 an
+int, two packets are two values); whatever a peer sent is escaped (\n, \r,
+\u001b, …), so it cannot act on the terminal or forge a line. Status lines
+(-- joined, left, refused, …) go to stderr. Commands:
+  /peers            list the connected peers
+  /whisper ID TEXT  send TEXT to one connected peer (ID: its id or a prefix)
+  /reply TEXT       reply to the sender of the last message (routed if needed)
+  /id               this node's id, address and subnet
+  /quit             close every connection and exit
+  /help             the commands
+  //TEXT            broadcast TEXT starting with one /
+
+JSON mode (--json): one JSON object per line, both ways (reference:
+docs/json.md in the source tree). Every op may carry a "tag" (any JSON value)
+and gets exactly one answer carrying its "op" and "tag": its result, or an
+error. Ops run one at a time, in order, once the --connect dials are done.
+  op (stdin)                                  answer (stdout)
+  {"op":"broadcast","packets":[…]}            sent {id}
+  {"op":"whisper","to":ID,"packets":[…]}      sent {to, id}   (direct peers only)
+  {"op":"reply","to":ID,"packets":[…]}        sent {to, id, route:"direct"}, or
+                                              sent {to, route:"requested", expires_s}
+  {"op":"connect","addr":"HOST:PORT"}         connected {id, addr}
+  {"op":"peers"}                              peers {peers:[{id, addr, remote, outgoing}]}
+  {"op":"quit"}                               stopping {reason:"quit"}
+  A reply to a node that is not a peer floods a route request: it goes out
+  when some node answers with a route, and is dropped after expires_s
+  seconds if none does (the node reports neither).
+  events (stdout), besides the answers:
+  ready {id, addr, out_addr, subnet, protocol_id, transport}   always first
+  connect {}                                  the first peer joined
+  connected {id, addr}                        a --connect dial succeeded
+  peer_joined {id}                            a peer completed its handshake
+  peer_left {id, reason}                      a peer left the routing table
+  rejected {remote, reason}                   a connection was refused or dropped
+                                              before it joined (subnet, TLS, …)
+  message {kind, sender, time, id, packets}   kind: "broadcast" or "whisper"
+  stopping {reason}                           "quit", "end of input", "SIGINT",
+                                              "SIGTERM", "node stopped", "internal error"
+  error {error} (+ op, tag)                   a failed op; a line that is not
+                                              JSON, not UTF-8 or over --max-line
+  A peer's message always comes after its peer_joined and before its peer_left.
+  Packets: JSON string = str, integer = int (must fit 64 bits: larger ones are
+  refused), number with a fraction or exponent = float, true/false, null,
+  array, object = map; {"$bin":"00ff"} = bin; {"$float":"nan"|"inf"|"-inf"};
+  {"$ext":{"type":N,"data":"<hex>"}}.
 
 Transports (--transport): plaintext (TCP, the default), ssl (TLS, as py2p),
 ws and wss (WebSocket, and WebSocket over TLS, as js2p). Nodes meet only on
@@ -43,22 +94,36 @@ any stranger can join and an active man-in-the-middle goes unnoticed. With
 certificates), every peer must show a certificate that passes, or it is
 refused during the TLS handshake, before it can join.
 
-The node stops on {"op":"quit"}, on Ctrl-C, or at the end of stdin after
---linger seconds.
+Stopping: {"op":"quit"} or /quit; Ctrl-C (SIGINT) or SIGTERM, which close
+every connection cleanly first (the same signal again quits at once); the end
+of stdin, after --linger seconds. With --daemon, stdin is not read at all and
+the node runs until SIGINT or SIGTERM: run it that way under a service
+manager, in a container, or with `&` / `nohup`.
+
+Logging: -v logs joins, departures with their reason and refused
+connections on stderr; -vv and -vvv more. RUST_LOG (EnvFilter syntax, e.g.
+RUST_LOG=rs2p::net=debug) adds to or overrides what -v sets.
+
+Exit status: 0 stopped as asked; 1 could not listen, or the node stopped on
+its own; 2 bad arguments; 101 internal error (a bug); 130/143 a second
+SIGINT/SIGTERM cut the shutdown short.
 
 Examples:
   rs2p node --bind 127.0.0.1:4444
   rs2p node --json --bind 0.0.0.0:4445 --out-addr 203.0.113.5:4445 --connect 127.0.0.1:4444
-  printf '%s\n' '{"op":"broadcast","packets":["hi",{"$bin":"00ff"}]}' |
-    rs2p node --json --bind 127.0.0.1:0 --connect 127.0.0.1:4444 --linger 2
+  printf '%s\n' '{"op":"broadcast","packets":["hi",{"$bin":"00ff"}],"tag":1}' |
+    rs2p node --json --connect 127.0.0.1:4444 --linger 2
+  rs2p node --daemon --bind 0.0.0.0:4444 --keepalive 30 --idle-timeout 90 -v
   rs2p node --bind 127.0.0.1:4446 --transport ssl --cert node.pem --key node.key --trust mesh-ca.pem"#;
 
 /// Options of `rs2p node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// Address to listen on; port 0 picks a free port (reported on startup).
+    /// Address to listen on; port 0 picks a free port (reported on
+    /// startup). Default: 127.0.0.1:0 with no --connect or only local
+    /// ones, else 0.0.0.0:0.
     #[arg(long, value_name = "HOST:PORT")]
-    pub bind: String,
+    pub bind: Option<String>,
 
     /// A node to join at startup; repeat for several. A failed connection is
     /// reported and the node keeps running.
@@ -77,49 +142,81 @@ pub struct NodeArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Run until SIGINT or SIGTERM, without reading stdin (for services,
+    /// containers and background jobs).
+    #[arg(long, conflicts_with = "linger")]
+    pub daemon: bool,
+
     /// Seconds to keep running after the end of stdin, so the last messages
     /// go out and replies can arrive.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = durations::parse_secs)]
     pub linger: Duration,
 
-    /// Send a keep-alive to every peer at this interval (peers, py2p
-    /// included, ignore it), so dead links are noticed by the idle timeout.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Send a keep-alive to every peer at this interval, 0.1 s to 1 day
+    /// (peers, py2p included, ignore it), so dead links are noticed by the
+    /// idle timeout.
+    #[arg(long, value_name = "SECS", value_parser = durations::keepalive)]
     pub keepalive: Option<Duration>,
 
-    /// Close a connection that has sent nothing for this long (use with
-    /// --keepalive on every node). Default: never.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Close a connection that has sent nothing for this long, 1 s to 7 days,
+    /// longer than --keepalive (use with --keepalive on every node).
+    /// Default: never.
+    #[arg(long, value_name = "SECS", value_parser = durations::idle_timeout)]
     pub idle_timeout: Option<Duration>,
+
+    /// Longest input line, in bytes; a longer line is skipped whole (and
+    /// reported) without being held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE,
+          value_parser = clap::value_parser!(u64).range(64..=1 << 30).map(|v| v as usize))]
+    pub max_line: usize,
 
     #[command(flatten)]
     pub transport: TransportArgs,
 }
 
-pub(super) fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a duration"))
+/// Why the node stops.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    /// `quit` (its context, for the answer) or `/quit`.
+    Quit(OpCtx),
+    EndOfInput,
+    Signal(StopSignal),
+    /// The node's actor ended on its own (a bug in the library).
+    NodeStopped,
+    /// Something in this process panicked.
+    Internal,
 }
 
-/// Runs the node until quit, end of input or Ctrl-C.
-pub async fn run(args: NodeArgs) -> ExitCode {
-    let out = Out { json: args.json };
+impl Stop {
+    fn reason(&self) -> &'static str {
+        match self {
+            Stop::Quit(_) => "quit",
+            Stop::EndOfInput => "end of input",
+            Stop::Signal(s) => s.name(),
+            Stop::NodeStopped => "node stopped",
+            Stop::Internal => "internal error",
+        }
+    }
+}
 
-    // Check every address before starting anything.
+/// Runs the node until quit, end of input, a signal or a failure.
+pub async fn run(args: NodeArgs) -> ExitCode {
+    // First: from here on SIGTERM no longer kills the process outright.
+    let mut signals = Signals::new();
+    let out = Out::new(args.json);
+
+    // Check every argument before starting anything.
+    if let Err(e) = durations::check_idle_vs_keepalive(args.idle_timeout, args.keepalive) {
+        return exit::usage(e);
+    }
     for addr in &args.connect {
         if split_host_port(addr).is_err() {
-            eprintln!("rs2p: {}.", explain::bad_address("connect", addr));
-            return ExitCode::FAILURE;
+            return exit::usage(explain::bad_address("connect", addr));
         }
     }
     let tls = match args.transport.tls_options() {
         Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::usage(e),
     };
     let encryption = args.transport.transport.encryption();
     let mut builder = MeshSocket::builder()
@@ -130,78 +227,104 @@ pub async fn run(args: NodeArgs) -> ExitCode {
     if let Some(addr) = &args.out_addr {
         match split_host_port(addr) {
             Ok(a) => builder = builder.out_addr(a.host, a.port),
-            Err(_) => {
-                eprintln!("rs2p: {}.", explain::bad_address("out-addr", addr));
-                return ExitCode::FAILURE;
-            }
+            Err(_) => return exit::usage(explain::bad_address("out-addr", addr)),
         }
     }
-    let node = match builder.bind(&args.bind).await {
+    let bind = args
+        .bind
+        .clone()
+        .unwrap_or_else(|| super::oneshot::default_bind(&args.connect));
+    let node = match builder.bind(&bind).await {
         Ok(node) => node,
-        Err(e) => {
-            eprintln!("rs2p: {}.", explain::bind_error("bind", &args.bind, &e));
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::failure(explain::bind_error("bind", &bind, &e)),
     };
+    let stopped = watch_actor(&node);
+    let events = node.events();
+    out.ready(&node, args.daemon);
+    let printer = Printer::spawn(node.clone(), events, out.clone());
+    fatal::test_panic(&node).await;
+    let mut input = (!args.daemon).then(|| lines::spawn_stdin(args.max_line));
 
-    let events = tokio::spawn(print_events(node.events(), out));
-    out.ready(&node);
-    let messages = tokio::spawn(print_messages(node.clone(), out));
-    let mut input = spawn_stdin_reader();
-
-    let interrupted = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handling here: only quit or end of input stop us.
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::pin!(interrupted);
-
-    let stop = tokio::select! {
-        stop = session(&node, out, &args.connect, &mut input) => stop,
-        () = &mut interrupted => Stop::Interrupted,
+    let mut stop = tokio::select! {
+        stop = session(&node, &out, &args.connect, input.as_mut()) => stop,
+        sig = signals.recv() => Stop::Signal(sig),
+        () = stopped.cancelled() => Stop::NodeStopped,
+        () = fatal::panicked() => Stop::Internal,
     };
     if stop == Stop::EndOfInput && !args.linger.is_zero() {
         tokio::select! {
             () = tokio::time::sleep(args.linger) => {}
-            () = &mut interrupted => {}
+            sig = signals.recv() => stop = Stop::Signal(sig),
+            () = stopped.cancelled() => stop = Stop::NodeStopped,
+            () = fatal::panicked() => stop = Stop::Internal,
         }
     }
-    tracing::info!(?stop, "shutting down");
-    if stop == Stop::Interrupted && !out.json {
-        eprintln!("-- interrupted: closing connections (Ctrl-C again to quit at once)");
+    if fatal::has_panicked() {
+        stop = Stop::Internal;
     }
-    let again = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    tracing::info!(reason = stop.reason(), "shutting down");
+    let ctx = match &stop {
+        Stop::Quit(ctx) => Some(ctx),
+        _ => None,
     };
+    out.stopping(stop.reason(), ctx);
+    match &stop {
+        Stop::Signal(sig) if !out.json => out.status(format_args!(
+            "{}: closing connections ({} again to quit at once)",
+            sig.name(),
+            sig.name()
+        )),
+        Stop::NodeStopped => eprintln!("rs2p: the node stopped unexpectedly; exiting."),
+        _ => {}
+    }
     tokio::select! {
         () = node.close() => {}
-        () = again => {
-            eprintln!("rs2p: interrupted again; quitting without closing cleanly.");
-            return ExitCode::from(130);
+        sig = signals.recv() => {
+            eprintln!("rs2p: {} again; quitting without closing cleanly.", sig.name());
+            return ExitCode::from(sig.exit_code());
+        }
+        () = tokio::time::sleep(CLOSE_LIMIT) => {
+            eprintln!("rs2p: closing took longer than {} s; quitting.", CLOSE_LIMIT.as_secs());
         }
     }
-    // Print what was already queued; the task ends once the queue is empty.
-    let _ = tokio::time::timeout(Duration::from_secs(2), messages).await;
-    events.abort();
-    ExitCode::SUCCESS
+    printer.finish().await;
+    match stop {
+        Stop::Internal => ExitCode::from(fatal::EXIT_INTERNAL),
+        Stop::NodeStopped if fatal::has_panicked() => ExitCode::from(fatal::EXIT_INTERNAL),
+        Stop::NodeStopped => ExitCode::from(exit::FAILURE),
+        _ => ExitCode::SUCCESS,
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Quit,
-    EndOfInput,
-    Interrupted,
+/// Bound on closing the node.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A token cancelled when the node's actor ends, normally or not. The
+/// actor drops its message handlers when it ends, and this one holds the
+/// token's drop guard: it handles nothing, it only lives as long as the
+/// actor does.
+fn watch_actor(node: &MeshSocket) -> CancellationToken {
+    let stopped = CancellationToken::new();
+    let guard = stopped.clone().drop_guard();
+    if node
+        .register_handler(move |_, _| {
+            let _alive = &guard;
+            false
+        })
+        .is_err()
+    {
+        stopped.cancel();
+    }
+    stopped
 }
 
-/// Joins the `--connect` nodes, then serves stdin until quit or its end.
+/// Joins the `--connect` nodes, then serves stdin (if read) until quit or
+/// its end.
 async fn session(
     node: &MeshSocket,
-    out: Out,
+    out: &Out,
     connects: &[String],
-    input: &mut mpsc::Receiver<Result<String, String>>,
+    input: Option<&mut mpsc::Receiver<Input>>,
 ) -> Stop {
     // In parallel, but before any input: a piped broadcast should find its peers.
     let mut dials = JoinSet::new();
@@ -215,310 +338,46 @@ async fn session(
     while let Some(joined) = dials.join_next().await {
         let Ok((addr, result)) = joined else { continue };
         match result {
-            Ok(id) => out.connected(&id, &addr),
+            Ok(id) => out.connected(None, &id, &addr),
             Err(e) => {
                 let e = explain::connect_error(&addr, &e, node.protocol());
-                eprintln!("rs2p: {e}.");
                 if out.json {
-                    out.error(e);
+                    out.error(&e);
                 }
+                eprintln!("rs2p: {}.", super::escape::inline(&e));
             }
         }
     }
 
-    while let Some(line) = input.recv().await {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                out.error(e);
+    let Some(input) = input else {
+        // --daemon: only a signal stops the node.
+        return std::future::pending().await;
+    };
+    while let Some(item) = input.recv().await {
+        let line = match item {
+            Input::Line(line) => line,
+            Input::Failed(_) => {
+                out.error(item.problem().unwrap_or_default());
+                break;
+            }
+            other => {
+                out.error(other.problem().unwrap_or_default());
                 continue;
             }
         };
-        if line.trim().is_empty() {
+        if line.text().trim().is_empty() {
             continue;
         }
-        if out.json {
-            if handle_op(node, out, &line).await == Flow::Quit {
-                return Stop::Quit;
-            }
-        } else if let Err(e) = node.send(vec![line.into()]).await {
-            out.error(format!("cannot send: {e}"));
+        let flow = if out.json {
+            ops::handle_line(node, out, line.text()).await
+        } else {
+            chat::handle_line(node, out, line.text()).await
+        };
+        if let Flow::Quit(ctx) = flow {
+            return Stop::Quit(ctx);
         }
     }
     Stop::EndOfInput
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Quit,
-}
-
-/// Runs one JSON op; failures become error events.
-async fn handle_op(node: &MeshSocket, out: Out, line: &str) -> Flow {
-    match run_op(node, out, line).await {
-        Ok(flow) => flow,
-        Err(e) => {
-            out.error(e);
-            Flow::Continue
-        }
-    }
-}
-
-async fn run_op(node: &MeshSocket, out: Out, line: &str) -> Result<Flow, String> {
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| format!("input line is not JSON: {e}"))?;
-    let obj = value
-        .as_object()
-        .ok_or("input line is not a JSON object like {\"op\":\"peers\"}")?;
-    let op = obj
-        .get("op")
-        .and_then(Value::as_str)
-        .ok_or("input object has no string \"op\"")?;
-    let packets = || {
-        let v = obj
-            .get("packets")
-            .ok_or_else(|| format!("{op}: missing \"packets\""))?;
-        packets_from_json(v, "packets").map_err(|e| format!("{op}: {e}"))
-    };
-    let to = || -> Result<PeerId, String> {
-        match obj.get("to").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => Ok(PeerId::from(id)),
-            _ => Err(format!("{op}: missing \"to\" (a node id string)")),
-        }
-    };
-    match op {
-        "broadcast" => {
-            let packets = packets()?;
-            node.send(packets)
-                .await
-                .map_err(|e| format!("broadcast: {e}"))?;
-        }
-        "whisper" => {
-            let (to, packets) = (to()?, packets()?);
-            node.whisper(&to, packets)
-                .await
-                .map_err(|e| format!("whisper: {e}"))?;
-        }
-        "reply" => {
-            let (to, packets) = (to()?, packets()?);
-            node.reply_to(&to, packets)
-                .await
-                .map_err(|e| format!("reply: {e}"))?;
-        }
-        "connect" => {
-            let addr = obj
-                .get("addr")
-                .and_then(Value::as_str)
-                .ok_or("connect: missing \"addr\" (\"HOST:PORT\")")?;
-            let id = node.connect_addr(addr).await.map_err(|e| {
-                format!(
-                    "connect: {}",
-                    explain::connect_error(addr, &e, node.protocol())
-                )
-            })?;
-            out.connected(&id, addr);
-        }
-        "peers" => {
-            let peers = node
-                .routing_table()
-                .await
-                .map_err(|e| format!("peers: {e}"))?;
-            let peers: Vec<Value> = peers
-                .iter()
-                .map(|p| {
-                    json!({
-                        "id": p.id.to_string(),
-                        "addr": p.out_addr.to_string(),
-                        "outgoing": p.outgoing,
-                    })
-                })
-                .collect();
-            out.emit(&[("event", "peers".into()), ("peers", peers.into())]);
-        }
-        "quit" => return Ok(Flow::Quit),
-        other => {
-            return Err(format!(
-                "unknown op {other:?}: expected broadcast, whisper, reply, connect, peers or quit"
-            ))
-        }
-    }
-    Ok(Flow::Continue)
-}
-
-/// Reads stdin on a plain thread: a blocked read must not hold up shutdown,
-/// as a read on tokio's own stdin would.
-fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut stdin = stdin.lock();
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let line = match stdin.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if buf.last() == Some(&b'\n') {
-                        buf.pop();
-                    }
-                    if buf.last() == Some(&b'\r') {
-                        buf.pop();
-                    }
-                    String::from_utf8(buf.clone())
-                        .map_err(|_| "input line is not valid UTF-8".to_owned())
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(format!("cannot read stdin: {e}")));
-                    break;
-                }
-            };
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-async fn print_events(mut events: broadcast::Receiver<Event>, out: Out) {
-    loop {
-        match events.recv().await {
-            Ok(event) => out.event(event),
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                out.error(format!("{n} node events were missed"));
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        }
-    }
-}
-
-async fn print_messages(node: MeshSocket, out: Out) {
-    while let Ok(msg) = node.next_message().await {
-        out.message(&msg);
-    }
-}
-
-/// Where output goes: JSON events on stdout, or chat lines on stdout with
-/// status lines on stderr.
-#[derive(Debug, Clone, Copy)]
-struct Out {
-    json: bool,
-}
-
-impl Out {
-    /// One JSON object, fields in the given order, as one line.
-    fn emit(&self, fields: &[(&str, Value)]) {
-        let mut line = String::from("{");
-        for (i, (key, value)) in fields.iter().enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push_str(&Value::from(*key).to_string());
-            line.push(':');
-            line.push_str(&value.to_string());
-        }
-        line.push('}');
-        write_stdout(&line);
-    }
-
-    fn error(&self, error: impl Display) {
-        if self.json {
-            self.emit(&[
-                ("event", "error".into()),
-                ("error", error.to_string().into()),
-            ]);
-        } else {
-            eprintln!("rs2p: {error}");
-        }
-    }
-
-    fn ready(&self, node: &MeshSocket) {
-        if self.json {
-            self.emit(&[
-                ("event", "ready".into()),
-                ("id", node.id().to_string().into()),
-                ("addr", node.addr().to_string().into()),
-                ("transport", node.protocol().encryption().into()),
-            ]);
-        } else {
-            eprintln!(
-                "-- node {} listening on {} (subnet {:?}, transport {}); type a line to broadcast it, Ctrl-D to quit",
-                node.id().short(8),
-                node.addr(),
-                node.protocol().subnet(),
-                node.protocol().encryption()
-            );
-        }
-    }
-
-    fn connected(&self, id: &PeerId, addr: &str) {
-        if self.json {
-            self.emit(&[("event", "connected".into()), ("id", id.to_string().into())]);
-        } else {
-            eprintln!("-- connected to {} at {addr}", id.short(8));
-        }
-    }
-
-    fn event(&self, event: Event) {
-        if !self.json {
-            match event {
-                Event::PeerJoined(id) => eprintln!("-- {} joined", id.short(8)),
-                Event::PeerLeft(id) => eprintln!("-- {} left", id.short(8)),
-                Event::Rejected { remote, reason } => {
-                    tracing::info!(%remote, %reason, "connection rejected");
-                }
-                _ => {}
-            }
-            return;
-        }
-        match event {
-            Event::Connect => self.emit(&[("event", "connect".into())]),
-            Event::PeerJoined(id) => {
-                self.emit(&[
-                    ("event", "peer_joined".into()),
-                    ("id", id.to_string().into()),
-                ]);
-            }
-            Event::PeerLeft(id) => {
-                self.emit(&[("event", "peer_left".into()), ("id", id.to_string().into())]);
-            }
-            Event::Rejected { remote, reason } => self.emit(&[
-                ("event", "rejected".into()),
-                ("remote", remote.into()),
-                ("reason", reason.to_string().into()),
-            ]),
-            // Messages are printed from the queue; other events have no JSON form yet.
-            _ => {}
-        }
-    }
-
-    fn message(&self, msg: &Message) {
-        if self.json {
-            let kind = match msg.kind() {
-                MessageKind::Broadcast => "broadcast",
-                MessageKind::Whisper => "whisper",
-            };
-            self.emit(&[
-                ("event", "message".into()),
-                ("kind", kind.into()),
-                ("sender", msg.sender().to_string().into()),
-                ("time", msg.time().into()),
-                ("id", msg.id_hex().into()),
-                ("packets", packets_to_json(msg.packets())),
-            ]);
-        } else {
-            let text: Vec<String> = msg.packets().iter().map(packet_to_text).collect();
-            write_stdout(&format!("{}: {}", msg.sender().short(8), text.join(" ")));
-        }
-    }
-}
-
-/// Writes one line and flushes; a closed stdout is not worth a crash.
-fn write_stdout(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
 }
 
 #[cfg(test)]
@@ -526,12 +385,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn linger_parses() {
-        assert_eq!(parse_secs("1").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_secs("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("soon").is_err());
-        assert!(parse_secs("inf").is_err());
+    fn every_op_and_event_is_in_the_help() {
+        for op in ops::OPS {
+            assert!(
+                AFTER_HELP.contains(&format!("{{\"op\":\"{op}\"")),
+                "op {op} is not in the help"
+            );
+        }
+        for event in out::EVENTS {
+            assert!(
+                AFTER_HELP.contains(&format!("  {event} {{")),
+                "event {event} is not in the help"
+            );
+        }
+        for line in chat::HELP.lines() {
+            assert!(AFTER_HELP.contains(line), "{line:?} is not in the help");
+        }
     }
 }
