@@ -30,14 +30,14 @@ pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);
-        let first = !flag().is_cancelled();
-        flag().cancel();
-        if !first {
+        if flag().is_cancelled() {
             return;
         }
+        // Said before the flag is raised: once it is, the process may end.
         eprintln!(
             "rs2p: internal error (a bug: please report it with the message above); stopping"
         );
+        flag().cancel();
         let watchdog = std::thread::Builder::new()
             .name("rs2p-panic-watchdog".into())
             .spawn(|| {

@@ -164,8 +164,8 @@ pub struct NodeArgs {
     #[arg(long, value_name = "SECS", value_parser = durations::idle_timeout)]
     pub idle_timeout: Option<Duration>,
 
-    /// Longest input line, in bytes; a longer line is skipped whole (and
-    /// reported) without being held in memory.
+    /// Longest input line, in bytes (64 to 1073741824); a longer line is
+    /// skipped whole (and reported) without being held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE,
           value_parser = clap::value_parser!(u64).range(64..=1 << 30).map(|v| v as usize))]
     pub max_line: usize,
