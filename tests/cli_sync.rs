@@ -438,7 +438,7 @@ fn bad_lines_are_errors_and_the_node_keeps_serving() {
         "nil is not a value",
         "update: no items",
         "not valid UTF-8",
-        "longer than the limit of 16 MiB",
+        "is longer than the limit of 16777216 bytes",
     ];
     for (text, want) in texts.iter().zip(expect) {
         assert!(text.contains(want), "{text:?} should say {want:?}");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use support::certs::TestCa;
+use support::chat::ChatProcess;
 use support::process::{rs2p_run, NodeProcess};
 
 /// A folder of PEM files for one test, removed afterwards.
@@ -128,9 +129,33 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
     let peers = a.wait_for("A's peers", |v| v["event"] == "peers");
     assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1), "{peers}");
     assert!(peers.to_string().contains(&b.id), "{peers}");
-    // A logged the refusal with the stranger's address.
+    // A reported the refusal as an event, and logged it.
+    let rejected = a.wait_for("A's rejected event", |v| v["event"] == "rejected");
+    let reason = rejected["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("transport handshake failed: ") && reason.contains("TLS"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{rejected}"
+    );
     let logs = a.stderr();
     assert!(logs.contains("TLS handshake failed"), "{logs}");
+    assert!(logs.contains("refused a connection"), "{logs}");
+
+    // A chat node shows its refusals too.
+    let mut c = ChatProcess::start("C", &refs(&tls(0)));
+    let mut s_tls = tls(2);
+    s_tls.extend(["--connect".to_owned(), c.addr.clone()]);
+    let mut s2 = NodeProcess::rs2p("S2", &refs(&s_tls));
+    s2.wait_for("the refusal", |v| v["event"] == "error");
+    c.wait_stderr("the refusal", |l| {
+        l.starts_with("-- refused 127.0.0.1:") && l.contains("transport handshake failed: ")
+    });
     assert!(dir.path().exists());
 }
 

@@ -1,202 +1,241 @@
-//! Bounded line input: stdin read on a thread of its own, one line at a
-//! time, never holding more than a bound of one line in memory. A longer
-//! line is skipped as it streams past and reported, and reading goes on.
+//! Lines of stdin, bounded: a line longer than the bound is never held in
+//! memory — the reader keeps at most the bound, discards the rest up to
+//! the next newline, and reports the line as too long — and lines waiting
+//! to be handled hold at most one bound's worth of bytes between them.
+//!
+//! Reading runs on a plain thread: a blocked read must not hold up
+//! shutdown, as a read on tokio's own stdin would.
 
-use std::io::{BufRead, ErrorKind};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::mpsc;
 
-/// The longest input line kept (bytes, without its end of line).
-pub const MAX_LINE: usize = 16 << 20;
+/// The default bound on one input line: 16 MiB.
+pub const DEFAULT_MAX_LINE: usize = 16 << 20;
 
-/// Lines handed over but not yet taken: with [`MAX_LINE`], at most this
-/// many times 16 MiB wait in memory.
-const QUEUE: usize = 4;
-
-/// What one read gave.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadLine {
-    /// The end of input, with nothing left.
-    Eof,
-    /// A line, now in the buffer (without `\n` or `\r\n`).
-    Line,
-    /// A line of `len` bytes, over the bound: skipped, the buffer is empty.
-    TooLong {
-        /// Its length in bytes (without the end of line).
-        len: u64,
-    },
+/// What the reader produced.
+#[derive(Debug)]
+pub enum Input {
+    /// One line, without its `\n` (or `\r\n`).
+    Line(Line),
+    /// A line longer than the bound: skipped. `len` is its length.
+    TooLong { len: u64, max: usize },
+    /// A line that is not UTF-8: skipped.
+    NotUtf8,
+    /// Reading failed; nothing more comes.
+    Failed(String),
 }
 
-/// Reads one line into `buf` (cleared first), keeping at most `max` bytes
-/// of it: a longer line is consumed without being kept. The last line may
-/// lack its `\n`.
-///
-/// # Errors
-/// As the reader's.
-pub fn read_line_bounded<R: BufRead + ?Sized>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<ReadLine> {
-    buf.clear();
+impl Input {
+    /// The problem with this input, in words, if it is not a line.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Input::Line(_) => None,
+            Input::TooLong { len, max } => Some(format!(
+                "an input line of {len} bytes is longer than the limit of {max} bytes \
+                 (--max-line): skipped"
+            )),
+            Input::NotUtf8 => Some("an input line is not valid UTF-8: skipped".to_owned()),
+            Input::Failed(e) => Some(format!("cannot read stdin: {e}")),
+        }
+    }
+}
+
+/// A line of input; its bytes count against the reader's budget until it
+/// is dropped.
+#[derive(Debug)]
+pub struct Line {
+    text: String,
+    _permit: Permit,
+}
+
+impl Line {
+    /// The text of the line.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Bytes of lines read but not yet handled.
+#[derive(Debug, Default)]
+struct Budget {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+#[derive(Debug)]
+struct Permit {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+impl Budget {
+    /// Waits until `bytes` fit under `limit` (or nothing is held: a line
+    /// of exactly the limit must pass), then takes them.
+    fn take(self: &Arc<Self>, bytes: usize, limit: usize) -> Permit {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + bytes > limit {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += bytes;
+        Permit {
+            budget: self.clone(),
+            bytes,
+        }
+    }
+}
+
+/// Reads stdin on a thread of its own, line by line, each line at most
+/// `max_line` bytes.
+pub fn spawn_stdin(max_line: usize) -> mpsc::Receiver<Input> {
+    spawn_reader(std::io::stdin(), max_line)
+}
+
+/// Reads `source` on a thread of its own (see [`spawn_stdin`]).
+pub fn spawn_reader<R: Read + Send + 'static>(source: R, max_line: usize) -> mpsc::Receiver<Input> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::Builder::new()
+        .name("rs2p-stdin".into())
+        .spawn(move || read_lines(source, max_line, &tx))
+        .expect("cannot start the input thread");
+    rx
+}
+
+fn read_lines<R: Read>(source: R, max_line: usize, tx: &mpsc::Sender<Input>) {
+    let budget = Arc::new(Budget::default());
+    let mut reader = BufReader::with_capacity(64 * 1024, source);
+    let mut line: Vec<u8> = Vec::new();
+    // Bytes of the current line so far, kept or not.
     let mut len: u64 = 0;
-    let mut last = None;
-    let mut any = false;
-    let mut over = false;
     loop {
-        let available = match reader.fill_buf() {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            break;
-        }
-        any = true;
-        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], i + 1, true),
-            None => (available, available.len(), false),
-        };
-        len += chunk.len() as u64;
-        if let Some(&b) = chunk.last() {
-            last = Some(b);
-        }
-        // One byte of slack: a `\r` before the `\n` is not part of the line.
-        if !over && buf.len() + chunk.len() > max.saturating_add(1) {
-            over = true;
-            buf.clear();
-        }
-        if !over {
-            buf.extend_from_slice(chunk);
-        }
-        reader.consume(used);
-        if done {
-            break;
-        }
-    }
-    if !any {
-        return Ok(ReadLine::Eof);
-    }
-    if last == Some(b'\r') {
-        len -= 1;
-        if !over {
-            buf.pop();
-        }
-    }
-    if over || buf.len() > max {
-        buf.clear();
-        return Ok(ReadLine::TooLong { len });
-    }
-    Ok(ReadLine::Line)
-}
-
-/// Reads stdin on a plain thread (a blocked read must not hold up
-/// shutdown, as a read on tokio's own stdin would): each line as text, or
-/// a sentence saying why it was skipped (over [`MAX_LINE`], not UTF-8).
-/// A read error is reported and ends the input.
-pub fn spawn_stdin_lines() -> mpsc::Receiver<Result<String, String>> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut stdin = stdin.lock();
-        let mut buf = Vec::new();
-        loop {
-            let line = match read_line_bounded(&mut stdin, &mut buf, MAX_LINE) {
-                Ok(ReadLine::Eof) => break,
-                Ok(ReadLine::Line) => String::from_utf8(std::mem::take(&mut buf))
-                    .map_err(|_| "input line is not valid UTF-8: ignored".to_owned()),
-                Ok(ReadLine::TooLong { len }) => Err(format!(
-                    "input line of {len} bytes is longer than the limit of {} MiB: ignored",
-                    MAX_LINE >> 20
-                )),
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(format!("cannot read stdin: {e}")));
-                    break;
+        let (chunk_len, newline) = match reader.fill_buf() {
+            Ok([]) => {
+                if len > 0 {
+                    let input = finish(&mut line, len, max_line, &budget);
+                    let _ = tx.blocking_send(input);
                 }
-            };
-            if tx.blocking_send(line).is_err() {
-                break;
+                return;
+            }
+            Ok(buf) => {
+                let newline = buf.iter().position(|&b| b == b'\n');
+                let end = newline.unwrap_or(buf.len());
+                let room = (max_line as u64).saturating_sub(len);
+                if (end as u64) <= room {
+                    line.extend_from_slice(&buf[..end]);
+                } else if !line.is_empty() || len == 0 {
+                    // Over the bound: stop keeping anything of this line.
+                    line = Vec::new();
+                }
+                len += end as u64;
+                (end + usize::from(newline.is_some()), newline.is_some())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = tx.blocking_send(Input::Failed(e.to_string()));
+                return;
+            }
+        };
+        reader.consume(chunk_len);
+        if newline {
+            let input = finish(&mut line, len, max_line, &budget);
+            len = 0;
+            if tx.blocking_send(input).is_err() {
+                return;
             }
         }
-    });
-    rx
+    }
+}
+
+/// The line just ended (`len` bytes, of which `line` kept all or none).
+fn finish(line: &mut Vec<u8>, len: u64, max_line: usize, budget: &Arc<Budget>) -> Input {
+    let mut bytes = std::mem::take(line);
+    if len > max_line as u64 {
+        return Input::TooLong { len, max: max_line };
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            let permit = budget.take(text.len(), max_line);
+            Input::Line(Line {
+                text,
+                _permit: permit,
+            })
+        }
+        Err(_) => Input::NotUtf8,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufReader, Cursor};
 
-    fn all_lines(input: &[u8], max: usize, chunk: usize) -> Vec<Result<String, u64>> {
-        let mut reader = BufReader::with_capacity(chunk, Cursor::new(input.to_vec()));
-        let mut buf = Vec::new();
+    fn read_all(input: &[u8], max: usize) -> Vec<String> {
+        let mut rx = spawn_reader(std::io::Cursor::new(input.to_vec()), max);
         let mut out = Vec::new();
-        loop {
-            match read_line_bounded(&mut reader, &mut buf, max).unwrap() {
-                ReadLine::Eof => return out,
-                ReadLine::Line => out.push(Ok(String::from_utf8(buf.clone()).unwrap())),
-                ReadLine::TooLong { len } => out.push(Err(len)),
-            }
+        while let Some(i) = rx.blocking_recv() {
+            out.push(match i {
+                Input::Line(l) => format!("line {:?}", l.text()),
+                other => other.problem().unwrap(),
+            });
         }
+        out
     }
 
     #[test]
-    fn lines_and_ends_of_line() {
-        for chunk in [1, 2, 3, 7, 64] {
-            assert_eq!(
-                all_lines(b"a\nbc\r\n\nlast", 10, chunk),
-                vec![
-                    Ok("a".into()),
-                    Ok("bc".into()),
-                    Ok(String::new()),
-                    Ok("last".into())
-                ],
-                "chunk {chunk}"
-            );
-            assert_eq!(all_lines(b"", 10, chunk), vec![]);
-            assert_eq!(all_lines(b"\n", 10, chunk), vec![Ok(String::new())]);
-        }
-    }
-
-    #[test]
-    fn long_lines_are_skipped_and_reading_goes_on() {
-        for chunk in [1, 4, 5, 64] {
-            let input = b"12345\n123456\nok\n1234567890123\r\n12345\r\nend";
-            assert_eq!(
-                all_lines(input, 5, chunk),
-                vec![
-                    Ok("12345".into()),
-                    Err(6),
-                    Ok("ok".into()),
-                    Err(13),
-                    Ok("12345".into()),
-                    Ok("end".into()),
-                ],
-                "chunk {chunk}"
-            );
-            // An over-long last line without its end of line.
-            assert_eq!(all_lines(b"abcdefgh", 5, chunk), vec![Err(8)]);
-            // Exactly the bound plus a \r that is not before a \n.
-            assert_eq!(all_lines(b"12345\r", 5, chunk), vec![Ok("12345".into())]);
-            assert_eq!(all_lines(b"123456", 5, chunk), vec![Err(6)]);
-        }
-    }
-
-    #[test]
-    fn memory_stays_bounded() {
-        let mut input = vec![b'x'; 1 << 20];
-        input.extend_from_slice(b"\nshort\n");
-        let mut reader = BufReader::with_capacity(4096, Cursor::new(input));
-        let mut buf = Vec::new();
+    fn lines_and_their_ends() {
         assert_eq!(
-            read_line_bounded(&mut reader, &mut buf, 1000).unwrap(),
-            ReadLine::TooLong { len: 1 << 20 }
+            read_all(b"a\nbb\r\n\nlast", 10),
+            ["line \"a\"", "line \"bb\"", "line \"\"", "line \"last\""]
         );
-        assert!(buf.capacity() < 8192, "kept {} bytes", buf.capacity());
-        assert_eq!(
-            read_line_bounded(&mut reader, &mut buf, 1000).unwrap(),
-            ReadLine::Line
+        assert!(read_all(b"", 10).is_empty());
+    }
+
+    #[test]
+    fn long_lines_are_skipped_whole() {
+        let mut input = b"ok\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 200_000));
+        input.extend(b"\nexactly10!\n\xff\xfe\nafter");
+        let out = read_all(&input, 10);
+        assert_eq!(out[0], "line \"ok\"");
+        assert!(
+            out[1].starts_with("an input line of 200000 bytes is longer than the limit of 10"),
+            "{}",
+            out[1]
         );
-        assert_eq!(buf, b"short");
+        assert_eq!(out[2], "line \"exactly10!\"");
+        assert!(out[3].contains("not valid UTF-8"), "{}", out[3]);
+        assert_eq!(out[4], "line \"after\"");
+        // A long last line without a newline is reported too.
+        let out = read_all(&[b'y'; 50], 10);
+        assert!(out[0].contains("50 bytes"), "{out:?}");
+    }
+
+    #[test]
+    fn waiting_lines_hold_at_most_the_bound() {
+        let budget = Arc::new(Budget::default());
+        let a = budget.take(6, 10);
+        let b = budget.take(4, 10);
+        assert_eq!(*budget.used.lock().unwrap(), 10);
+        let waiter = {
+            let budget = budget.clone();
+            std::thread::spawn(move || budget.take(5, 10).bytes)
+        };
+        drop(a);
+        assert_eq!(waiter.join().unwrap(), 5);
+        drop(b);
+        // An empty budget admits a line of any size up to the bound.
+        let c = budget.take(10, 10);
+        assert_eq!(c.bytes, 10);
     }
 }

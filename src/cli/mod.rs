@@ -3,13 +3,18 @@
 
 mod bench;
 mod demo;
+mod durations;
+mod escape;
+mod exit;
 mod explain;
+mod fatal;
 mod json;
 mod lines;
 mod node;
 mod oneshot;
 mod peers;
 mod send;
+mod signals;
 mod simulate;
 mod sync;
 mod transport;
@@ -18,6 +23,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
+use tracing_subscriber::filter::{Directive, EnvFilter, LevelFilter};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -50,8 +56,16 @@ Examples:
     rs2p bench --processes --py2p
     rs2p simulate --nodes 10000 --churn 0.1
 
-Run `rs2p node --help` and `rs2p sync --help` for the JSON operations and
-events.";
+Run `rs2p node --help` for the chat commands, the JSON operations and
+events, and running as a daemon; `rs2p sync --help` for the dictionary's.
+
+Exit status (every subcommand): 0 success; 1 a runtime failure (cannot
+listen, no peer answered, the node stopped on its own); 2 bad arguments;
+3 `rs2p demo` ran but a check failed; 101 internal error (a bug); 130/143 a
+second Ctrl-C/SIGTERM cut a graceful shutdown short.
+
+Logging: -v, -vv, -vvv on stderr; RUST_LOG (EnvFilter syntax, for example
+RUST_LOG=rs2p::net=debug) adds to or overrides it.";
 
 /// Peer-to-peer mesh node speaking the p2p-today protocol 0.7 (works with
 /// py2p and js2p nodes).
@@ -59,7 +73,7 @@ events.";
 #[command(name = "rs2p", version, after_help = AFTER_HELP)]
 struct Cli {
     /// More logging on stderr: -v for info, -vv for debug, -vvv for trace
-    /// (default: warnings only).
+    /// (default: warnings only). RUST_LOG adds to or overrides it.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
 
@@ -72,8 +86,8 @@ enum Command {
     /// Run a mesh node: chat on stdin/stdout, or JSON lines with --json.
     #[command(after_help = node::AFTER_HELP)]
     Node(node::NodeArgs),
-    /// See a mesh work: nodes in this process on loopback, exercised and
-    /// checked (start here).
+    /// See a mesh work: 2 to 64 nodes in this process on loopback,
+    /// exercised and checked (start here; `simulate` for larger meshes).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
     /// Run a node of a sync network (a replicated dictionary): commands on
@@ -98,6 +112,7 @@ enum Command {
 
 /// Parses the arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
+    fatal::install_panic_hook();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -124,18 +139,37 @@ pub fn main() -> ExitCode {
     code
 }
 
+/// Logs on stderr: `-v` sets the level of everything; `RUST_LOG` (in
+/// `EnvFilter` syntax) adds directives, a bare level in it replacing the
+/// one `-v` set.
 fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        2 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
+    let filter = log_filter(verbose, std::env::var("RUST_LOG").ok().as_deref());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
+        .with_env_filter(filter)
         .init();
+}
+
+fn log_filter(verbose: u8, rust_log: Option<&str>) -> EnvFilter {
+    let level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let mut filter = EnvFilter::default().add_directive(level.into());
+    for spec in rust_log.unwrap_or_default().split(',') {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            continue;
+        }
+        match spec.parse::<Directive>() {
+            Ok(directive) => filter = filter.add_directive(directive),
+            Err(e) => eprintln!("rs2p: ignoring {spec:?} in RUST_LOG: {e}."),
+        }
+    }
+    filter
 }
 
 #[cfg(test)]
@@ -173,11 +207,88 @@ mod tests {
         assert_eq!(args.subnet, "mesh");
         assert!(args.json);
         assert_eq!(args.linger, std::time::Duration::from_millis(500));
-        assert!(
-            Cli::try_parse_from(["rs2p", "node"]).is_err(),
-            "--bind is required"
-        );
         assert!(Cli::try_parse_from(["rs2p", "node", "--bind", "x:1", "--linger", "-1"]).is_err());
+        // --bind has a default.
+        let cli = Cli::try_parse_from(["rs2p", "node"]).unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("expected node");
+        };
+        assert_eq!(args.bind, None);
+        assert!(!args.daemon);
+        assert!(Cli::try_parse_from(["rs2p", "node", "--daemon", "--linger", "2"]).is_err());
+    }
+
+    /// Every duration option of every subcommand refuses zero, negative,
+    /// NaN and infinite values where they make no sense.
+    #[test]
+    fn duration_options_are_checked() {
+        let refused = |args: &[&str]| {
+            let mut argv = vec!["rs2p"];
+            argv.extend(args);
+            match Cli::try_parse_from(&argv) {
+                Ok(cli) => panic!("accepted {args:?}: {cli:?}"),
+                Err(e) => {
+                    assert_eq!(e.exit_code(), 2, "{args:?}");
+                    e.to_string()
+                }
+            }
+        };
+        for bad in ["0", "0.0001", "-1", "nan", "inf", "1e9", "soon"] {
+            refused(&["node", "--keepalive", bad]);
+        }
+        for bad in ["0", "0.5", "-1", "NaN", "-inf", "1e12"] {
+            refused(&["node", "--idle-timeout", bad]);
+        }
+        for bad in ["-1", "nan", "inf"] {
+            refused(&["node", "--linger", bad]);
+        }
+        for sub in ["send", "peers"] {
+            for bad in ["0", "0.01", "-1", "nan", "inf", "1e9"] {
+                let mut args = vec![sub, "--connect", "h:1", "--timeout", bad];
+                if sub == "send" {
+                    args.push("hi");
+                }
+                refused(&args);
+            }
+        }
+        for flag in ["--latency", "--jitter"] {
+            for bad in ["-1", "nan", "inf", "1e12"] {
+                refused(&["simulate", flag, bad]);
+            }
+        }
+        for flag in ["--join-ms", "--settle-ms"] {
+            refused(&["simulate", flag, "99999999999"]);
+        }
+        let e = refused(&["node", "--keepalive", "0"]);
+        assert!(e.contains("at least 0.1 s"), "{e}");
+        assert!(
+            Cli::try_parse_from(["rs2p", "node", "--keepalive", "0.1", "--idle-timeout", "1"])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn log_filters() {
+        let f = log_filter(1, None).to_string();
+        assert_eq!(f, "info");
+        let f = log_filter(0, Some("rs2p::net=debug, bad=[")).to_string();
+        assert!(f.contains("rs2p::net=debug") && f.contains("warn"), "{f}");
+        // A bare level in RUST_LOG replaces the one of -v.
+        let f = log_filter(0, Some("trace")).to_string();
+        assert_eq!(f, "trace");
+    }
+
+    #[test]
+    fn no_build_path_in_any_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut helps = vec![cmd.render_long_help().to_string()];
+        for sub in cmd.get_subcommands_mut() {
+            helps.push(sub.render_long_help().to_string());
+        }
+        for help in helps {
+            assert!(!help.contains(env!("CARGO_MANIFEST_DIR")), "{help}");
+        }
     }
 
     #[test]

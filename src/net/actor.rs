@@ -306,6 +306,8 @@ impl Actor {
         let spawner = self.spawner.clone();
         let timeout = self.dial_timeout;
         let accepting = self.accepting.clone();
+        let events = self.events.clone();
+        let remote = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         accepting.fetch_add(1, Ordering::Relaxed);
         self.spawner.tracker.spawn(async move {
             // Counts as accepting until the actor knows the connection.
@@ -319,11 +321,15 @@ impl Actor {
             let stream = match accepted {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
-                    tracing::debug!(%e, "transport handshake failed");
+                    tracing::debug!(%e, %remote, "transport handshake failed");
+                    let reason = CloseReason::Transport(e.to_string());
+                    let _ = events.send(Event::Rejected { remote, reason });
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!("transport handshake timed out");
+                    tracing::debug!(%remote, "transport handshake timed out");
+                    let reason = CloseReason::Transport(format!("no handshake within {timeout:?}"));
+                    let _ = events.send(Event::Rejected { remote, reason });
                     return;
                 }
             };

@@ -13,13 +13,16 @@
 //! * [`py2p`]: the py2p interpreter, scripts and node start function;
 //! * [`js2p`]: the js2p folder, Node.js and the js2p node start function;
 //! * [`netns`]: a network-namespace lab and rs2p nodes inside it;
-//! * [`certs`]: test certificates.
+//! * [`certs`]: test certificates;
+//! * [`chat`]: `rs2p node` in chat mode in a child process (raw stdout,
+//!   status lines on stderr).
 //!
 //! Each test crate uses only part of this tree, so unused items are
 //! allowed here (and only here).
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod chat;
 pub mod js2p;
 pub mod mesh;
 pub mod netns;

@@ -234,6 +234,11 @@ impl NodeProcess {
         self.child.id()
     }
 
+    /// Whether the child has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let name = &self.name;
@@ -615,6 +620,27 @@ fn wait_child(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Sends `signal` (`libc::SIGTERM`, …) to process `pid`, a child of this
+/// test.
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: kill(2) on our own child process; no memory is involved.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// The peak resident set size (`VmHWM` in `/proc/PID/status`) of a live
+/// process, in KiB. Linux only.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
 }
 
 /// What a finished command printed.

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use rs2p::net::split_host_port;
 use rs2p::protocol::sync::{SyncConfig, SyncError, SyncEvent, SyncKey};
@@ -28,8 +29,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
 use super::explain;
-use super::lines::spawn_stdin_lines;
+use super::lines::{self, Input};
 use super::node::parse_secs;
+use super::signals::{Signals, StopSignal};
 use super::transport::TransportArgs;
 use ops::{parse_json_line, Command, Request};
 use out::{OpError, Out};
@@ -80,7 +82,7 @@ JSON mode (--json): one JSON object per line, both ways.
     true/false, array, object = map; {"$bin":"00ff"} = bin. null is not a
     value (it deletes on the wire): use delete.
   Ops run one at a time, in order, once the --connect dials have finished.
-  Lines longer than 16 MiB are skipped with an error event.
+  Lines longer than --max-line (16 MiB) are skipped with an error event.
 
 The node stops on quit, at the end of input after --linger seconds, on
 Ctrl-C or on SIGTERM, closing its connections cleanly (a second signal
@@ -135,6 +137,12 @@ pub struct SyncArgs {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub linger: Duration,
 
+    /// Longest input line, in bytes (64 to 1073741824); a longer line is
+    /// skipped whole (and reported) without being held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = lines::DEFAULT_MAX_LINE,
+          value_parser = clap::value_parser!(u64).range(64..=1 << 30).map(|v| v as usize))]
+    pub max_line: usize,
+
     /// Send a keep-alive to every peer at this interval, so dead links are
     /// noticed by the idle timeout.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -152,6 +160,8 @@ pub struct SyncArgs {
 /// Runs the node until quit, end of input, Ctrl-C or SIGTERM.
 pub async fn run(args: SyncArgs) -> ExitCode {
     let out = Out { json: args.json };
+    // Listening from the start: SIGTERM stops us cleanly from then on.
+    let mut signals = Signals::new();
     let node = match start(&args).await {
         Ok(node) => node,
         Err(code) => return code,
@@ -161,7 +171,7 @@ pub async fn run(args: SyncArgs) -> ExitCode {
     let peers = node.mesh().events();
     out.ready(&node, &args.subnet, !args.no_leasing);
     let mesh_events = tokio::spawn(print_mesh_events(peers, out));
-    let mut input = spawn_stdin_lines();
+    let mut input = lines::spawn_stdin(args.max_line);
     let mut session = Session {
         node: node.clone(),
         subnet: args.subnet.clone(),
@@ -175,11 +185,9 @@ pub async fn run(args: SyncArgs) -> ExitCode {
         },
     };
 
-    let signal = interrupted();
-    tokio::pin!(signal);
     let stop = tokio::select! {
         stop = session.serve(&args.connect, &mut input) => stop,
-        signal = &mut signal => Stop::Signal(signal),
+        signal = signals.recv() => Stop::Signal(signal),
     };
     if stop == Stop::EndOfInput && !args.linger.is_zero() {
         let linger = session
@@ -187,22 +195,21 @@ pub async fn run(args: SyncArgs) -> ExitCode {
             .while_printing(tokio::time::sleep(args.linger));
         tokio::select! {
             () = linger => {}
-            _ = &mut signal => {}
+            _ = signals.recv() => {}
         }
     }
     session.changes.drain(&mut Vec::new(), None);
     tracing::info!(?stop, "shutting down");
     if let Stop::Signal(signal) = stop {
         out.notice(&format!(
-            "{}: closing connections ({} again to quit at once)",
-            signal.name(),
-            signal.key()
+            "{}: closing connections (again to quit at once)",
+            signal.name()
         ));
     }
     tokio::select! {
         () = node.close() => {}
-        again = interrupted() => {
-            eprintln!("rs2p: {} again; quitting without closing cleanly.", again.key());
+        again = signals.recv() => {
+            eprintln!("rs2p: {} again; quitting without closing cleanly.", again.name());
             return ExitCode::from(again.exit_code());
         }
     }
@@ -261,64 +268,7 @@ async fn start(args: &SyncArgs) -> Result<SyncSocket, ExitCode> {
 enum Stop {
     Quit,
     EndOfInput,
-    Signal(Signal),
-}
-
-/// A signal that stops the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "interrupted (Ctrl-C)",
-            Signal::Terminate => "terminated (SIGTERM)",
-        }
-    }
-
-    fn key(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "Ctrl-C",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// 128 + the signal's number, as shells report a death by signal.
-    fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never, where neither can be
-/// watched.
-async fn interrupted() -> Signal {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => Signal::Interrupt,
-        () = terminate => Signal::Terminate,
-    }
+    Signal(StopSignal),
 }
 
 async fn print_mesh_events(mut events: broadcast::Receiver<Event>, out: Out) {
@@ -445,11 +395,7 @@ struct Session {
 
 impl Session {
     /// Joins the `--connect` nodes, then serves stdin until quit or its end.
-    async fn serve(
-        &mut self,
-        connects: &[String],
-        input: &mut mpsc::Receiver<Result<String, String>>,
-    ) -> Stop {
+    async fn serve(&mut self, connects: &[String], input: &mut mpsc::Receiver<Input>) -> Stop {
         // In parallel, but before any input: a piped op should find its
         // peers (and their catch-up) there.
         let mut dials = JoinSet::new();
@@ -487,9 +433,14 @@ impl Session {
                 return Stop::EndOfInput;
             };
             let line = match line {
-                Ok(line) => line,
-                Err(e) => {
-                    self.out.error(None, None, &OpError::new(e));
+                Input::Line(line) => line.text().to_owned(),
+                other => {
+                    if let Some(problem) = other.problem() {
+                        self.out.error(None, None, &OpError::new(problem));
+                    }
+                    if matches!(other, Input::Failed(_)) {
+                        return Stop::EndOfInput;
+                    }
                     continue;
                 }
             };

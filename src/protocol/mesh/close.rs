@@ -30,6 +30,10 @@ pub enum CloseReason {
     TooSlow,
     /// The peer or the network closed the connection.
     Disconnected,
+    /// The transport's own handshake (TLS, WebSocket) failed or timed out
+    /// on an incoming connection: for example a TLS peer without an
+    /// acceptable certificate in verified mode. What failed, in words.
+    Transport(String),
 }
 
 impl std::fmt::Display for CloseReason {
@@ -47,6 +51,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
             CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
             CloseReason::Disconnected => f.write_str("the connection was closed by the peer"),
+            CloseReason::Transport(what) => write!(f, "transport handshake failed: {what}"),
         }
     }
 }
