@@ -110,6 +110,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod chord;
 pub mod net;
 pub mod protocol;

@@ -2,12 +2,14 @@
 //! subcommand lives in its own module.
 
 mod bench;
+mod chord;
 mod demo;
 mod explain;
 mod json;
 mod node;
 mod oneshot;
 mod peers;
+mod seed;
 mod send;
 mod simulate;
 mod transport;
@@ -69,6 +71,13 @@ enum Command {
     /// checked (start here).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
+    /// Run a DHT node (chord): set, get, delete, join the ring.
+    #[command(after_help = chord::AFTER_HELP)]
+    Chord(chord::ChordArgs),
+    /// Run a seed: a storing chord node on subnet `bootstrap` that other
+    /// nodes find their networks through.
+    #[command(after_help = seed::AFTER_HELP)]
+    Seed(seed::SeedArgs),
     /// Join a mesh, broadcast one message, leave.
     #[command(after_help = send::AFTER_HELP)]
     Send(send::SendArgs),
@@ -102,6 +111,8 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Chord(args) => runtime.block_on(chord::run(args)),
+        Command::Seed(args) => runtime.block_on(seed::run(args)),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),

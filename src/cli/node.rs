@@ -92,6 +92,12 @@ pub struct NodeArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub idle_timeout: Option<Duration>,
 
+    /// A seed (`rs2p seed`, or py2p's) to find this node's network
+    /// through: the node registers there and dials nodes registered
+    /// before it. Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -158,7 +164,12 @@ pub async fn run(args: NodeArgs) -> ExitCode {
     tokio::pin!(interrupted);
 
     let stop = tokio::select! {
-        stop = session(&node, out, &args.connect, &mut input) => stop,
+        stop = async {
+            if !args.bootstrap.is_empty() {
+                bootstrap(&node, out, &args.bootstrap).await;
+            }
+            session(&node, out, &args.connect, &mut input).await
+        } => stop,
         () = &mut interrupted => Stop::Interrupted,
     };
     if stop == Stop::EndOfInput && !args.linger.is_zero() {
@@ -194,6 +205,15 @@ enum Stop {
     Quit,
     EndOfInput,
     Interrupted,
+}
+
+/// Registers with the `--bootstrap` seeds and dials what they list.
+async fn bootstrap(node: &MeshSocket, out: Out, seeds: &[String]) {
+    match rs2p::bootstrap::join_through(seeds, node).await {
+        Ok(n) if out.json => out.emit(&[("event", "bootstrapped".into()), ("dialled", n.into())]),
+        Ok(n) => eprintln!("-- bootstrap: connected to {n} nodes of this network"),
+        Err(e) => out.error(format!("bootstrap: {e}")),
+    }
 }
 
 /// Joins the `--connect` nodes, then serves stdin until quit or its end.
@@ -348,7 +368,7 @@ async fn run_op(node: &MeshSocket, out: Out, line: &str) -> Result<Flow, String>
 
 /// Reads stdin on a plain thread: a blocked read must not hold up shutdown,
 /// as a read on tokio's own stdin would.
-fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
+pub(super) fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
