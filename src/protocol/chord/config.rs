@@ -32,6 +32,12 @@ pub struct ChordConfig {
     pub repair_interval_ms: u64,
     /// Most keys repaired at once. Default 64.
     pub max_repairs: usize,
+    /// Whether a peer that sends its id as msgpack str (js2p does; py2p
+    /// and rs2p chord nodes send bin) may store data. Default false:
+    /// js2p's chord module loses what it is given, so rs2p never hands it
+    /// data, whatever its meta says (its reads and writes are still
+    /// served).
+    pub str_peers_store: bool,
 }
 
 impl Default for ChordConfig {
@@ -46,6 +52,7 @@ impl Default for ChordConfig {
             repair_delay_ms: 500,
             repair_interval_ms: 15_000,
             max_repairs: 64,
+            str_peers_store: false,
         }
     }
 }
@@ -151,6 +158,9 @@ pub struct ChordStats {
     pub forwarded: u64,
     /// Entries handed to another node (it became responsible, or we left).
     pub handed_over: u64,
+    /// Metas saying "I store" from peers not allowed to (js2p's, see
+    /// `str_peers_store`).
+    pub refused_storers: u64,
     /// Slots restored from the other tables after a loss.
     pub repaired: u64,
     /// Backup copies taken over when their node left.

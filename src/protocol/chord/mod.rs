@@ -66,6 +66,11 @@
 //!   for a slot it lacks, an unknown table, a hash that is not base58, a
 //!   meta that is not an integer) and anything malformed is counted in
 //!   [`ChordStats`] and ignored.
+//! - **js2p nodes never store rs2p's data.** js2p's chord module is
+//!   largely broken (it loses what it is handed), so a peer whose id comes
+//!   as msgpack str (js2p's form; py2p and rs2p chord nodes send bin) is
+//!   served but never treated as storing, whatever its meta says
+//!   ([`ChordConfig::str_peers_store`] to allow it).
 //! - **Deletes remove the key** from the key list (py2p adds it).
 //! - **Both ends send their meta** on connecting (py2p only the accepting
 //!   end, so a storing node that dials a peer never says it stores), and

@@ -10,7 +10,7 @@ use super::config::{ChordConfig, ChordEvent, ChordStats, GetId, GetResult};
 use super::lookup::{Get, Pending};
 use super::ring::{Position, Slot};
 use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
-use crate::protocol::{InternalMessage, Packet, PeerId, SubFlag};
+use crate::protocol::{IdWire, InternalMessage, Packet, PeerId, SubFlag};
 
 /// A peer as the ring sees it.
 #[derive(Clone, Debug)]
@@ -271,7 +271,11 @@ impl ChordState {
         if peer.storing != leeching {
             return;
         }
-        peer.storing = !leeching && peer.pos.is_some();
+        let allowed = self.config.str_peers_store || ctx.mesh().wire_of(conn) == IdWire::Bin;
+        if !leeching && !allowed {
+            self.stats.refused_storers += 1;
+        }
+        peer.storing = !leeching && peer.pos.is_some() && allowed;
         self.send_meta(ctx, conn);
         self.ring_changed(ctx);
         if leeching {
