@@ -8,7 +8,7 @@ mod support;
 use bytes::Bytes;
 use rs2p::protocol::chord::{ChordConfig, ChordError, ChordState, Position, Slot};
 use rs2p::protocol::mesh::{MeshConfig, MeshState};
-use rs2p::protocol::{py2p_addr_text, Packet, PeerId, Protocol, SubFlag};
+use rs2p::protocol::{py2p_addr_text, IdWire, Packet, PeerId, Protocol, SubFlag};
 use rs2p::sim::rig::{rig_addr, Rig};
 
 /// `n` chord nodes with real (base58) ids, every pair connected.
@@ -26,6 +26,9 @@ fn ring(n: usize, config: ChordConfig) -> Rig<ChordState> {
             addr,
             MeshConfig {
                 protocol: proto.clone(),
+                // As a ChordSocket: ids as bin (str ids are js2p's, which
+                // rs2p does not let store).
+                id_wire: IdWire::Bin,
                 ..MeshConfig::default()
             },
         );

@@ -30,6 +30,10 @@ pub struct ChordConfig {
     /// How often every slot this node should hold is checked anyway, ms
     /// (0: only on departures and joins). Default 15,000.
     pub repair_interval_ms: u64,
+    /// How often a storing node tends its ring links (neighbours and
+    /// fingers), ms; 0: never (then forwarding relies on the mesh's own
+    /// links, as py2p). Default 2,000.
+    pub ring_interval_ms: u64,
     /// Most keys repaired at once. Default 64.
     pub max_repairs: usize,
     /// Whether a peer that sends its id as msgpack str (js2p does; py2p
@@ -51,6 +55,7 @@ impl Default for ChordConfig {
             late_answer_ms: 300,
             repair_delay_ms: 500,
             repair_interval_ms: 15_000,
+            ring_interval_ms: 2_000,
             max_repairs: 64,
             str_peers_store: false,
         }

@@ -52,6 +52,10 @@
 //!   now makes its own but that it does not hold (lost, or never handed
 //!   over) is read from the key's other tables — two agreeing answers
 //!   suffice — and stored.
+//! - **Ring links.** A storing node keeps connections to its ring
+//!   neighbours and a few fingers (see the `links` file), so hop-by-hop
+//!   forwarding reaches the responsible node in few hops in a mesh of any
+//!   size; py2p relies on every node being connected to every other.
 //! - **A forwarding node does not answer nil first.** It holds the
 //!   request and answers when the next hop does (py2p answers nil at once,
 //!   then the value). A get still takes a late value after a nil (from
@@ -78,6 +82,7 @@
 //!   appears (py2p drops them).
 
 mod config;
+mod links;
 mod lookup;
 mod replica;
 mod ring;

@@ -19,6 +19,8 @@ pub(super) struct RingPeer {
     /// Whether it told us it stores (its meta said `"0"`); the references
     /// assume a peer leeches until told otherwise.
     pub(super) storing: bool,
+    /// What its last meta said (it stores), allowed or not.
+    pub(super) said_storing: bool,
     /// Its position (`None`: its id is not base58; it never stores).
     pub(super) pos: Option<Position>,
 }
@@ -78,6 +80,14 @@ pub struct ChordState {
     pub(super) replicas: BTreeMap<Slot, Entry>,
     /// Where each held slot's backup was sent.
     pub(super) backups: BTreeMap<Slot, ConnId>,
+    /// Nodes dialled for a ring place, and when.
+    pub(super) link_tries: BTreeMap<PeerId, u64>,
+    pub(super) link_round: u64,
+    last_links_ms: u64,
+    /// This node's position (decoding a base58 id is not free).
+    me: std::cell::OnceCell<Option<Position>>,
+    /// Positions of ids the mesh knows, decoded once.
+    pub(super) positions: std::cell::RefCell<BTreeMap<PeerId, Option<Position>>>,
 }
 
 impl ChordState {
@@ -103,6 +113,11 @@ impl ChordState {
             repairs: BTreeSet::new(),
             replicas: BTreeMap::new(),
             backups: BTreeMap::new(),
+            link_tries: BTreeMap::new(),
+            link_round: 0,
+            last_links_ms: 0,
+            me: std::cell::OnceCell::new(),
+            positions: std::cell::RefCell::default(),
         }
     }
 
@@ -174,6 +189,25 @@ impl ChordState {
         }
     }
 
+    /// This node's place on the ring (`None` if its id is not base58).
+    pub(super) fn me(&self, ctx: &LayerCtx<'_>) -> Option<Position> {
+        *self.me.get_or_init(|| Position::of_id(ctx.id()))
+    }
+
+    /// The place of a node on the ring, decoded once.
+    pub(super) fn position_of(&self, id: &PeerId) -> Option<Position> {
+        let mut cache = self.positions.borrow_mut();
+        if let Some(p) = cache.get(id) {
+            return *p;
+        }
+        if cache.len() >= 1 << 14 {
+            cache.clear();
+        }
+        let p = Position::of_id(id);
+        cache.insert(id.clone(), p);
+        p
+    }
+
     /// `find` of the references: among this node (if `with_me`) and its
     /// storing peers (but the one on `skip`), the one with the smallest
     /// `distance(node, slot)`; strictly smaller wins, so ties go to this
@@ -188,7 +222,7 @@ impl ChordState {
         let h = slot.position();
         let mut best = None;
         if with_me {
-            if let Some(me) = Position::of_id(ctx.id()) {
+            if let Some(me) = self.me(ctx) {
                 best = Some((me.distance_to(&h), Target::Me));
             }
         }
@@ -211,7 +245,7 @@ impl ChordState {
     /// Never for a node whose id is base58 (every derived id); a node whose
     /// id is not cannot take a place on the ring and stays leeching.
     pub fn join(&mut self, ctx: &mut LayerCtx<'_>) -> Result<(), super::ChordError> {
-        if Position::of_id(ctx.id()).is_none() {
+        if self.me(ctx).is_none() {
             return Err(super::ChordError::NotOnRing);
         }
         if self.storing {
@@ -262,15 +296,18 @@ impl ChordState {
         let Some(id) = ctx.mesh().peer_of(conn).cloned() else {
             return;
         };
+        let pos = self.position_of(&id);
         let peer = self.peers.entry(id.clone()).or_insert_with(|| RingPeer {
             conn,
             storing: false,
-            pos: Position::of_id(&id),
+            said_storing: false,
+            pos,
         });
         peer.conn = conn;
-        if peer.storing != leeching {
+        if peer.said_storing != leeching {
             return;
         }
+        peer.said_storing = !leeching;
         let allowed = self.config.str_peers_store || ctx.mesh().wire_of(conn) == IdWire::Bin;
         if !leeching && !allowed {
             self.stats.refused_storers += 1;
@@ -402,10 +439,12 @@ impl Layer for ChordState {
     }
 
     fn on_peer_ready(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId, conn: ConnId) {
+        let pos = self.position_of(peer);
         let ring = self.peers.entry(peer.clone()).or_insert_with(|| RingPeer {
             conn,
             storing: false,
-            pos: Position::of_id(peer),
+            said_storing: false,
+            pos,
         });
         ring.conn = conn;
         // Our meta, then the key list, from both ends (py2p sends them only
@@ -470,6 +509,11 @@ impl Layer for ChordState {
         }
         self.expire(ctx);
         let now = ctx.now_ms();
+        let every = self.config.ring_interval_ms;
+        if self.storing && every > 0 && now >= self.last_links_ms + every {
+            self.last_links_ms = now;
+            self.keep_links(ctx);
+        }
         let interval = self.config.repair_interval_ms;
         let due = self.repair_at.is_some_and(|t| now >= t)
             || (interval > 0 && now >= self.last_sweep_ms + interval);
