@@ -2,6 +2,7 @@
 //! subcommand lives in its own module.
 
 mod bench;
+mod chord;
 mod demo;
 mod durations;
 mod escape;
@@ -13,6 +14,7 @@ mod lines;
 mod node;
 mod oneshot;
 mod peers;
+mod seed;
 mod send;
 mod signals;
 mod simulate;
@@ -94,6 +96,13 @@ enum Command {
     /// stdin/stdout, or JSON lines with --json.
     #[command(after_help = sync::AFTER_HELP)]
     Sync(sync::SyncArgs),
+    /// Run a DHT node (chord): set, get, delete, join the ring.
+    #[command(after_help = chord::AFTER_HELP)]
+    Chord(chord::ChordArgs),
+    /// Run a seed: a storing chord node on subnet `bootstrap` that other
+    /// nodes find their networks through.
+    #[command(after_help = seed::AFTER_HELP)]
+    Seed(seed::SeedArgs),
     /// Join a mesh, broadcast one message, leave.
     #[command(after_help = send::AFTER_HELP)]
     Send(send::SendArgs),
@@ -129,6 +138,8 @@ pub fn main() -> ExitCode {
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Sync(args) => runtime.block_on(sync::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Chord(args) => runtime.block_on(chord::run(args)),
+        Command::Seed(args) => runtime.block_on(seed::run(args)),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Peers(args) => runtime.block_on(peers::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),

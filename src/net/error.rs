@@ -56,6 +56,9 @@ pub enum Error {
     /// not a map).
     #[error(transparent)]
     Sync(#[from] crate::protocol::sync::SyncError),
+    /// A DHT operation failed (no value, no quorum, timeout, bounds).
+    #[error(transparent)]
+    Chord(#[from] crate::protocol::chord::ChordError),
 }
 
 impl Error {

@@ -22,6 +22,7 @@
 //! both use only std, `bytes` and rs2p's public API, so they compile there
 //! as they do here, and their unit tests run with the binary's.
 
+mod chord;
 mod floor;
 // The binary uses `median`; the rest of the timing harness serves
 // `benches/codec.rs`. Test builds use all of it, so dead code is still
@@ -159,6 +160,21 @@ pub struct BenchArgs {
     #[arg(long, default_value = "mesh", value_parser = ["line", "mesh"])]
     pub memory_shape: String,
 
+    /// Benchmark the DHT instead: set and get latency and throughput on an
+    /// 8-node chord ring (with --py2p, real py2p nodes side by side, from
+    /// --py2p-chord-script).
+    #[arg(long)]
+    pub chord: bool,
+
+    /// Operations per chord measurement for rs2p (py2p does 40: its gets
+    /// take 100 ms each, and a failed one its 5 s timeout).
+    #[arg(long, default_value_t = 4000)]
+    pub chord_ops: usize,
+
+    /// The py2p side of --chord.
+    #[arg(long, value_name = "PATH", default_value = "bench/py2p_chord.py")]
+    pub py2p_chord_script: String,
+
     /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
@@ -196,6 +212,9 @@ async fn run_with(args: BenchArgs, prefix: &[&str]) -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if args.chord {
+        return run_chord(&args).await;
     }
     let exe = match std::env::current_exe() {
         Ok(p) => p.to_string_lossy().into_owned(),
@@ -299,6 +318,51 @@ async fn run_sync(args: &BenchArgs, python: String) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `rs2p bench --chord`.
+async fn run_chord(args: &BenchArgs) -> ExitCode {
+    const NODES: usize = 8;
+    let python = std::env::var("RS2P_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = if args.py2p {
+        match find_py2p_script(&args.py2p_chord_script) {
+            Ok(p) => Some(p.to_string_lossy().into_owned()),
+            Err(e) => {
+                eprintln!("rs2p bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let mut rs = Vec::new();
+    let mut py = Vec::new();
+    for run in 0..args.runs.max(1) {
+        match chord::rs2p_run(NODES, args.chord_ops).await {
+            Ok(f) => rs.push(f),
+            Err(e) => {
+                eprintln!("rs2p bench --chord: rs2p run {run}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if let Some(script) = &script {
+            let ops = 40;
+            match chord::py2p_run(&python, script, NODES, ops) {
+                Ok(f) => py.push(f),
+                Err(e) => {
+                    eprintln!("rs2p bench --chord: py2p run {run}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    let rs = chord::medians(&rs);
+    let py = (!py.is_empty()).then(|| chord::medians(&py));
+    print!(
+        "{}",
+        chord::table(NODES, args.runs.max(1), &rs, py.as_ref())
+    );
+    ExitCode::SUCCESS
 }
 
 /// The py2p node script at `path` (relative to the current directory),

@@ -170,6 +170,13 @@ pub struct NodeArgs {
           value_parser = clap::value_parser!(u64).range(64..=1 << 30).map(|v| v as usize))]
     pub max_line: usize,
 
+    /// A seed (`rs2p seed`, or py2p's) to find this node's network
+    /// through: the node registers there and dials the nodes registered
+    /// before it. Repeatable; each failure is reported and the node keeps
+    /// running.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -246,7 +253,12 @@ pub async fn run(args: NodeArgs) -> ExitCode {
     let mut input = (!args.daemon).then(|| lines::spawn_stdin(args.max_line));
 
     let mut stop = tokio::select! {
-        stop = session(&node, &out, &args.connect, input.as_mut()) => stop,
+        stop = async {
+            if !args.bootstrap.is_empty() {
+                bootstrap(&node, &out, &args.bootstrap).await;
+            }
+            session(&node, &out, &args.connect, input.as_mut()).await
+        } => stop,
         sig = signals.recv() => Stop::Signal(sig),
         () = stopped.cancelled() => Stop::NodeStopped,
         () = fatal::panicked() => Stop::Internal,
@@ -316,6 +328,15 @@ fn watch_actor(node: &MeshSocket) -> CancellationToken {
         stopped.cancel();
     }
     stopped
+}
+
+/// Registers with the `--bootstrap` seeds and dials the nodes they list.
+async fn bootstrap(node: &MeshSocket, out: &Out, seeds: &[String]) {
+    match rs2p::bootstrap::join_through(seeds, node).await {
+        Ok(n) if out.json => out.emit("bootstrapped", None, &[("dialled", n.into())]),
+        Ok(n) => out.status(format!("bootstrap: connected to {n} nodes of this network")),
+        Err(e) => out.error(format!("bootstrap: {e}")),
+    }
 }
 
 /// Joins the `--connect` nodes, then serves stdin (if read) until quit or

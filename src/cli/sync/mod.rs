@@ -13,7 +13,7 @@ mod keys;
 mod ops;
 mod out;
 mod plain;
-mod text;
+pub(super) mod text;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -143,6 +143,13 @@ pub struct SyncArgs {
           value_parser = clap::value_parser!(u64).range(64..=1 << 30).map(|v| v as usize))]
     pub max_line: usize,
 
+    /// A seed (`rs2p seed`, or py2p's) to find this node's network
+    /// through: the node registers there and dials the nodes registered
+    /// before it. Repeatable; a failure is reported and the node keeps
+    /// running.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+
     /// Send a keep-alive to every peer at this interval, so dead links are
     /// noticed by the idle timeout.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -186,7 +193,7 @@ pub async fn run(args: SyncArgs) -> ExitCode {
     };
 
     let stop = tokio::select! {
-        stop = session.serve(&args.connect, &mut input) => stop,
+        stop = session.serve(&args.connect, &args.bootstrap, &mut input) => stop,
         signal = signals.recv() => Stop::Signal(signal),
     };
     if stop == Stop::EndOfInput && !args.linger.is_zero() {
@@ -394,8 +401,31 @@ struct Session {
 }
 
 impl Session {
-    /// Joins the `--connect` nodes, then serves stdin until quit or its end.
-    async fn serve(&mut self, connects: &[String], input: &mut mpsc::Receiver<Input>) -> Stop {
+    /// Registers with the `--bootstrap` seeds and joins the `--connect`
+    /// nodes, then serves stdin until quit or its end.
+    async fn serve(
+        &mut self,
+        connects: &[String],
+        seeds: &[String],
+        input: &mut mpsc::Receiver<Input>,
+    ) -> Stop {
+        if !seeds.is_empty() {
+            let joining = rs2p::bootstrap::join_through(seeds, self.node.mesh());
+            match self.changes.while_printing(joining).await {
+                Ok(n) if self.out.json => self.out.emit(
+                    &[("event", "bootstrapped".into()), ("dialled", n.into())],
+                    None,
+                ),
+                Ok(n) => self.out.notice(&format!(
+                    "bootstrap: connected to {n} nodes of this network"
+                )),
+                Err(e) => self.out.error(
+                    Some("bootstrap"),
+                    None,
+                    &OpError::new(format!("bootstrap: {e}")),
+                ),
+            }
+        }
         // In parallel, but before any input: a piped op should find its
         // peers (and their catch-up) there.
         let mut dials = JoinSet::new();

@@ -63,7 +63,7 @@ use super::close::{CloseReason, SendError};
 use super::output::{Action, ConnId, Delivery, DialId, MeshEvent, ValidationId};
 use super::state::MeshState;
 use super::validation::Validation;
-use crate::protocol::{Frame, InternalMessage, MainFlag, MessageId, Packet, PeerId};
+use crate::protocol::{Frame, InternalMessage, MainFlag, MessageId, Packet, PeerAddr, PeerId};
 
 /// A protocol layer over the mesh: pure state called by a [`Stack`] at the
 /// points listed in the [module documentation](self). Every method but
@@ -202,6 +202,26 @@ impl<'a> LayerCtx<'a> {
             packets,
             self.out,
         )
+    }
+
+    /// Dials `addr`, expecting the node `id` there: for a layer that keeps
+    /// links of its own (chord keeps its ring neighbours). Nothing happens,
+    /// and false is returned, when `id` is this node, is connected, or is
+    /// being dialled. The dial counts as outgoing, like the mesh's own.
+    pub fn dial(&mut self, id: &PeerId, addr: PeerAddr) -> bool {
+        if id == self.mesh.id() || self.mesh.is_connected(id) || self.mesh.dials.has_id(id) {
+            return false;
+        }
+        self.mesh.book.learn(id, addr.clone());
+        self.mesh.book.dialling(id, self.now_ms);
+        self.mesh.start_dial(id.clone(), addr, self.out);
+        true
+    }
+
+    /// The peers whose address the mesh learnt (handshakes, peer lists),
+    /// connected or not, in no particular order.
+    pub fn known_peers(&self) -> impl Iterator<Item = (&PeerId, &PeerAddr)> {
+        self.mesh.book.iter()
     }
 
     /// Closes a connection whose peer broke the layer's protocol.

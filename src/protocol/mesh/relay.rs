@@ -109,6 +109,16 @@ impl MeshState {
         out: &mut Vec<Action>,
     ) {
         match message.sub_flag() {
+            // A handshake-flagged whisper that is no handshake, on a
+            // connection that had its handshake, is for a layer: chord's
+            // meta message `[handshake, "0"|"1"]`.
+            Some(SubFlag::Handshake)
+                if message.msg_type == MainFlag::Whisper
+                    && message.payload.len() != 5
+                    && self.peer_of(conn).is_some() =>
+            {
+                out.push(Action::Deliver(Delivery { message, id, conn }))
+            }
             Some(SubFlag::Handshake) if message.msg_type == MainFlag::Whisper => {
                 self.on_handshake(now_ms, conn, &message, out)
             }

@@ -44,4 +44,5 @@ mod state;
 mod store;
 
 pub use state::{SyncEvent, SyncState, SyncStats, SyncView};
+pub(crate) use store::{encoded_len, merge_map};
 pub use store::{Entry, Meta, Store, SyncConfig, SyncError, SyncKey, LEASE_SECS};

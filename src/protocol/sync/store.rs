@@ -327,14 +327,14 @@ pub(super) fn lease_check(
 }
 
 /// The msgpack size of a value.
-pub(super) fn encoded_len(value: &Packet) -> usize {
+pub(crate) fn encoded_len(value: &Packet) -> usize {
     msgpack::encoded_len(value)
 }
 
 /// `old` updated with the pairs of `delta` (as Python's `dict.update`):
 /// equal keys take the delta's value, new keys are appended in order.
 /// `None` when `old` is not a map.
-pub(super) fn merge_map(old: Option<&Packet>, delta: &[(Packet, Packet)]) -> Option<Packet> {
+pub(crate) fn merge_map(old: Option<&Packet>, delta: &[(Packet, Packet)]) -> Option<Packet> {
     let mut pairs = match old {
         None => Vec::new(),
         Some(Packet::Map(pairs)) => pairs.clone(),
