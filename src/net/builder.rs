@@ -16,6 +16,7 @@ use super::actor::{Actor, Inbox, NodeLimits};
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
 use super::message::{Connection, Message};
+use super::metrics::Probes;
 use super::socket::{MeshSocket, Shared};
 use super::validation::{ValidationMode, Validations, Validator};
 use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack, Validation};
@@ -137,7 +138,9 @@ impl MeshBuilder {
     }
 
     /// Messages kept for [`MeshSocket::recv`]; the oldest is dropped past
-    /// this. Default 65,536.
+    /// this, and the drop reported: [`Event::QueueOverflow`](super::Event::QueueOverflow)
+    /// (at most once a second) and the `queue_full` reason of the
+    /// `rs2p_messages_dropped_total` metric. Default 65,536.
     pub fn recv_queue(mut self, messages: usize) -> Self {
         self.recv_queue = messages;
         self
@@ -389,6 +392,7 @@ impl MeshBuilder {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let probes = Probes::new(transport.name());
         let actor = Actor {
             node,
             conns: HashMap::new(),
@@ -409,6 +413,7 @@ impl MeshBuilder {
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport,
+                probes: probes.clone(),
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
@@ -421,6 +426,10 @@ impl MeshBuilder {
             accepting: Arc::new(AtomicUsize::new(0)),
             refused: 0,
             validation,
+            probes: probes.clone(),
+            mirrored: Default::default(),
+            arrived: None,
+            overflow: Default::default(),
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();
@@ -447,6 +456,7 @@ impl MeshBuilder {
                 done,
                 handshake_timeout: self.handshake_timeout,
                 validations: std::sync::Mutex::new(validations),
+                probes,
             }),
         })
     }

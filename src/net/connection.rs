@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::Internal;
-use crate::protocol::mesh::{ConnId, DialId};
+use super::metrics::Probes;
+use crate::protocol::mesh::{CloseReason, ConnId, DialId};
 use crate::protocol::{CodecError, FrameDecoder};
-use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
+use crate::transport::{
+    certificate_problem, recognise, ByteReader, FrameWriter, Refusal, Stream, Transport,
+};
 
 /// What the actor keeps for each open connection.
 #[derive(Debug)]
@@ -82,6 +85,11 @@ pub(crate) async fn start(
         writer,
         remote,
     } = stream;
+    let peer = Peer {
+        conn,
+        remote: remote.clone(),
+        transport: spawner.transport.name(),
+    };
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicUsize::new(0));
     let cancel = spawner.cancel.child_token();
@@ -107,25 +115,71 @@ pub(crate) async fn start(
         return;
     }
     let tracker = &spawner.tracker;
-    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
+    let probes = &spawner.probes;
+    tracker.spawn(write_loop(
+        writer,
+        rx,
+        queued,
+        cancel.clone(),
+        probes.clone(),
+    ));
     tracker.spawn(read_loop(
         reader,
-        conn,
+        peer,
         internal,
         cancel,
         spawner.settings.clone(),
+        probes.clone(),
     ));
+}
+
+/// Who is at the other end of a connection, for the read loop's errors.
+struct Peer {
+    conn: ConnId,
+    remote: String,
+    /// This node's transport.
+    transport: &'static str,
+}
+
+impl Peer {
+    /// Why the stream failed to split into frames: a peer recognisably
+    /// speaking another transport (from the first bytes, when no frame
+    /// came before them) or the codec error itself.
+    fn frame_error(&self, e: CodecError, decoder: &mut FrameDecoder, framed: bool) -> CloseReason {
+        // Only where the bytes arrive as they were sent (Plaintext) or
+        // straight out of TLS (SSL): WebSocket has checked its own framing.
+        let inside_tls = match self.transport {
+            "Plaintext" => false,
+            "SSL" => true,
+            _ => return CloseReason::Protocol(e),
+        };
+        let buffered = decoder.buffer_mut();
+        let first = &buffered[..buffered.len().min(16)];
+        match recognise(first, inside_tls, true) {
+            Some(theirs) if !framed => CloseReason::Transport(Refusal::WrongTransport {
+                remote: self.remote.clone(),
+                theirs,
+                ours: self.transport,
+            }),
+            _ => CloseReason::Protocol(e),
+        }
+    }
 }
 
 async fn read_loop(
     mut reader: ByteReader,
-    conn: ConnId,
+    peer: Peer,
     internal: mpsc::Sender<Internal>,
     cancel: CancellationToken,
     settings: ConnSettings,
+    probes: Probes,
 ) {
+    let conn = peer.conn;
     let mut decoder = FrameDecoder::new(settings.max_frame_len);
-    let error: Option<CodecError> = loop {
+    // Whether a frame was split already (a peer that sent one speaks our
+    // transport).
+    let mut framed = false;
+    let error: Option<CloseReason> = loop {
         // Mid-frame, the stall timeout applies; between frames, the idle one.
         let limit = if decoder.buffered() > 0 {
             Some(settings.stall_timeout)
@@ -137,20 +191,36 @@ async fn read_loop(
             read = read_within(&mut reader, &mut decoder, limit) => read,
         };
         match read {
-            Some(Ok(0)) => break decoder.finish().err(),
-            Some(Ok(_)) => {}
-            Some(Err(_)) => break None,
+            Some(Ok(0)) => {
+                break match decoder.finish() {
+                    Ok(()) => None,
+                    Err(e) => Some(peer.frame_error(e, &mut decoder, framed)),
+                }
+            }
+            Some(Ok(n)) => probes.bytes_in(n),
+            // A certificate refused in verified TLS is named; other read
+            // errors end the connection as a close by the peer.
+            Some(Err(e)) => {
+                break certificate_problem(&e, &peer.remote).map(CloseReason::Transport)
+            }
             None => {
                 tracing::debug!(conn, "connection stalled or idle: closing");
                 break None;
             }
         }
+        let arrived = Instant::now();
         let mut failed = None;
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
+                    framed = true;
+                    probes.frames_in(1);
                     if internal
-                        .send(Internal::Frame { conn, frame })
+                        .send(Internal::Frame {
+                            conn,
+                            frame,
+                            arrived,
+                        })
                         .await
                         .is_err()
                     {
@@ -160,7 +230,7 @@ async fn read_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    failed = Some(e);
+                    failed = Some(peer.frame_error(e, &mut decoder, framed));
                     break;
                 }
             }
@@ -209,6 +279,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
+    probes: Probes,
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
     let mut flush_on_exit = true;
@@ -235,11 +306,12 @@ async fn write_loop(
         };
         let bytes: usize = batch.iter().map(Bytes::len).sum();
         queued.fetch_sub(bytes, Ordering::Relaxed);
-        batch.clear();
         if written.is_err() {
             flush_on_exit = false;
             break;
         }
+        probes.written(batch.len(), bytes);
+        batch.clear();
     }
     // Closing: write what was already queued (bounded in time), then FIN.
     let flush = async {
@@ -249,6 +321,7 @@ async fn write_loop(
             }
             if !batch.is_empty() {
                 writer.write_frames(&batch).await?;
+                probes.written(batch.len(), batch.iter().map(Bytes::len).sum());
             }
         }
         writer.shutdown().await
@@ -266,4 +339,5 @@ pub(crate) struct Spawner {
     pub(crate) settings: ConnSettings,
     pub(crate) ids: Arc<ConnIds>,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) probes: Probes,
 }
