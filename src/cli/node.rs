@@ -17,6 +17,9 @@ use super::explain;
 use super::json::{packet_to_text, packets_from_json, packets_to_json};
 use super::transport::TransportArgs;
 
+#[path = "metrics_http.rs"]
+mod metrics_http;
+
 pub const AFTER_HELP: &str = r#"Chat mode (default): each line of stdin is broadcast as one str packet;
 received messages print as `<sender id, first 8 chars>: <packets>`.
 
@@ -94,6 +97,11 @@ pub struct NodeArgs {
 
     #[command(flatten)]
     pub transport: TransportArgs,
+
+    /// Serve the node's Prometheus metrics at http://HOST:PORT/metrics
+    /// (port 0 picks a free port; the address is printed on stderr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 pub(super) fn parse_secs(text: &str) -> Result<Duration, String> {
@@ -144,6 +152,15 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         }
     };
 
+    if let Some(addr) = &args.metrics {
+        match metrics_http::serve(addr, node.metrics()).await {
+            Ok(at) => eprintln!("-- metrics at http://{at}/metrics"),
+            Err(e) => {
+                eprintln!("rs2p: {e}.");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let events = tokio::spawn(print_events(node.events(), out));
     out.ready(&node);
     let messages = tokio::spawn(print_messages(node.clone(), out));
