@@ -57,6 +57,8 @@ pub struct MeshBuilder {
     idle_timeout: Option<Duration>,
     keepalive: Option<Duration>,
     validation: Option<ValidationChoice>,
+    #[cfg(feature = "metrics")]
+    metrics_group: Option<(super::metrics::MetricsGroup, String)>,
 }
 
 /// Which validation the builder sets up.
@@ -92,6 +94,8 @@ impl Default for MeshBuilder {
             idle_timeout: None,
             keepalive: None,
             validation: None,
+            #[cfg(feature = "metrics")]
+            metrics_group: None,
         }
     }
 }
@@ -279,6 +283,20 @@ impl MeshBuilder {
         self
     }
 
+    /// Keeps the node's metrics in `group`, its series labelled
+    /// `node=<label>`, so several nodes share one set of metric families
+    /// (see [`MetricsGroup`](super::metrics::MetricsGroup)). Default: a
+    /// group of its own, without the label.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_group(
+        mut self,
+        group: &super::metrics::MetricsGroup,
+        label: impl Into<String>,
+    ) -> Self {
+        self.metrics_group = Some((group.clone(), label.into()));
+        self
+    }
+
     /// Every protocol setting at once.
     pub fn config(mut self, config: MeshConfig) -> Self {
         self.config = config;
@@ -392,6 +410,12 @@ impl MeshBuilder {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        #[cfg(feature = "metrics")]
+        let probes = match &self.metrics_group {
+            Some((group, label)) => Probes::in_group(group, Some(label), transport.name()),
+            None => Probes::new(transport.name()),
+        };
+        #[cfg(not(feature = "metrics"))]
         let probes = Probes::new(transport.name());
         let actor = Actor {
             node,

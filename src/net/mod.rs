@@ -18,6 +18,6 @@ pub use error::Error;
 pub use message::{Connection, Event, Message, MessageKind};
 pub use messaging::{EventStream, Lagged};
 #[cfg(feature = "metrics")]
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsGroup};
 pub use socket::MeshSocket;
 pub use validation::{PendingValidation, Validations, Validator};
