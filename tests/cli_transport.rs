@@ -120,6 +120,14 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
         error["error"].as_str().unwrap().contains(&a_addr),
         "{error}"
     );
+    // It is told why: A does not trust its certificate.
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused this node's certificate"),
+        "{error}"
+    );
 
     b.op(json!({"op": "broadcast", "packets": ["members only"]}));
     let m = a.wait_for("B's broadcast", |v| v["event"] == "message");
@@ -128,9 +136,12 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
     let peers = a.wait_for("A's peers", |v| v["event"] == "peers");
     assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1), "{peers}");
     assert!(peers.to_string().contains(&b.id), "{peers}");
-    // A logged the refusal with the stranger's address.
+    // A logged the refusal, and why.
     let logs = a.stderr();
-    assert!(logs.contains("TLS handshake failed"), "{logs}");
+    assert!(
+        logs.contains("refused the certificate of the peer"),
+        "{logs}"
+    );
     assert!(dir.path().exists());
 }
 
@@ -175,6 +186,22 @@ fn transport_option_errors() {
     ]);
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("cannot read certificate chain"), "{err}");
+    // A key of another certificate is named as such.
+    let other = support::certs::self_signed("other");
+    let other_key = dir.write("other.key", &other.key_pem);
+    let (status, err) = run(&[
+        "--transport",
+        "ssl",
+        "--cert",
+        &c,
+        "--key",
+        &other_key,
+        "--pin",
+        &c,
+    ]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    assert!(!err.contains("cannot listen"), "{err}");
     // Well-formed verified options start a node that exits at end of input.
     let (status, err) = run(&["--transport", "ssl", "--cert", &c, "--key", &k, "--pin", &c]);
     assert!(status.success(), "{err}");
