@@ -637,8 +637,7 @@ async fn tls_on_a_plaintext_port_says_so() {
         .unwrap()
         .connect("127.0.0.1", listener.addr().port())
         .await
-        .err()
-        .expect("a TLS client fails on a Plaintext port");
+        .expect_err("a TLS client fails on a Plaintext port");
     let refusal = Refusal::from_io(&err).expect("a named refusal");
     assert!(
         matches!(

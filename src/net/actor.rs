@@ -667,9 +667,6 @@ impl Actor {
                 self.probes.dropped(Dropped::Unrouted);
                 Event::ReplyFailed { to }
             }
-            // A newer event of the state machine's with no public form.
-            #[allow(unreachable_patterns)]
-            _ => return,
         };
         let _ = self.events.send(public);
     }

@@ -242,16 +242,29 @@ async fn read_loop(
             break None;
         }
     };
+    if let Some(CloseReason::Transport(Refusal::WrongTransport { .. })) = &error {
+        // A peer on another transport: the actor closes the connection
+        // once our handshake is queued (it knows the connection before
+        // this), the write loop sends it, and the peer reads it and can
+        // name our transport in turn.
+        let _ = internal.send(Internal::Closed { conn, error }).await;
+        drain(&mut reader).await;
+        return;
+    }
     cancel.cancel();
     if error.is_none() {
-        // Read on until the peer's FIN (bounded) so our close is a clean
-        // one: unread bytes would turn it into a reset that can discard
-        // what we just wrote.
-        let mut sink = [0u8; 4096];
-        let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
-        let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
+        drain(&mut reader).await;
     }
     let _ = internal.send(Internal::Closed { conn, error }).await;
+}
+
+/// Reads on until the peer's FIN (bounded) so our close is a clean one:
+/// unread bytes would turn it into a reset that can discard what we just
+/// wrote.
+async fn drain(reader: &mut ByteReader) {
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
 }
 
 /// One read into the decoder's buffer; `None` if `limit` passed first.

@@ -296,7 +296,8 @@ impl Refusal {
 /// Why a transport handshake failed, as the `io::Error` to return: a
 /// recognised [`Refusal`] (a certificate problem in `cause`, or a peer
 /// that speaks another transport, from the bytes it sent, `seen`), or
-/// else `cause` as it is.
+/// else `cause` as it is. `stage` is `"TLS handshake"` or `"WebSocket
+/// handshake"`.
 pub(crate) fn handshake_failed(
     ours: &'static str,
     remote: &str,
@@ -308,7 +309,11 @@ pub(crate) fn handshake_failed(
     if let Some(refusal) = find_rustls(cause).and_then(|e| certificate_refusal(e, remote)) {
         return into_io(refusal);
     }
-    if let Some(theirs) = recognise(seen, inside_tls, false) {
+    // A TLS record answering our own TLS handshake is no sign of another
+    // transport (a TLS peer that fails the handshake answers with an alert).
+    let ours_is_tls = !inside_tls && stage.starts_with("TLS");
+    let theirs = recognise(seen, inside_tls, false).filter(|t| !(ours_is_tls && *t == Speaks::Tls));
+    if let Some(theirs) = theirs {
         return into_io(Refusal::WrongTransport {
             remote: remote.to_owned(),
             theirs,

@@ -228,6 +228,14 @@ where
             // Best effort: the refusal stands whether or not it arrives.
             let _ = stream.write_all(answer.as_bytes()).await;
             let _ = stream.shutdown().await;
+            // Read on until the peer closes (bounded), so our close is not
+            // a reset that could discard the answer before the peer reads it.
+            let mut sink = [0u8; 4096];
+            let drain = async {
+                use tokio::io::AsyncReadExt;
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(250), drain).await;
             Err(into_io(Refusal::WrongTransport {
                 remote: remote.to_owned(),
                 theirs,
