@@ -59,6 +59,25 @@ async fn a_ring_of_eight_reads_writes_and_survives_a_kill() {
             .await
             .unwrap();
     }
+    // Sets do not wait for the tables (the protocol has no store
+    // acknowledgement): wait until all 24 × 5 entries have landed, then
+    // every node reads every key at once.
+    let all = nodes.clone();
+    wait_until("every store landed", WAIT, move || {
+        let all = all.clone();
+        async move {
+            let mut t = 0;
+            for n in &all {
+                t += n.held().await.map_err(|e| e.to_string())?;
+            }
+            if t == 24 * 5 {
+                Ok(())
+            } else {
+                Err(format!("{t} entries held"))
+            }
+        }
+    })
+    .await;
     // Every node reads every key (quorum of three of five).
     for (i, node) in nodes.iter().enumerate() {
         for k in (i..24).step_by(5) {

@@ -478,8 +478,10 @@ fn signals_and_end_of_input_close_cleanly() {
 fn startup_errors() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().unwrap().to_string();
+    // Exit statuses as `rs2p node`: 1 when the machine refuses, 2 for a
+    // bad option.
     let out = rs2p_run(&["sync", "--bind", &addr]);
-    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains("address already in use"),
         "{}",
@@ -487,7 +489,7 @@ fn startup_errors() {
     );
 
     let out = rs2p_run(&["sync", "--bind", "127.0.0.1:0", "--connect", "nowhere"]);
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains("--connect \"nowhere\""),
         "{}",

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::escape;
+use super::exit;
+use super::explain;
 use super::json::{decode_hex, encode_hex, packet_from_json, packet_to_json};
 use super::lines::{self, Input};
 use super::node::parse_secs;
@@ -99,16 +101,17 @@ pub async fn run(args: ChordArgs) -> ExitCode {
     let json = args.json;
     for addr in args.connect.iter().chain(&args.bootstrap) {
         if split_host_port(addr).is_err() {
-            eprintln!("rs2p: bad address {addr:?}: expected HOST:PORT.");
-            return ExitCode::FAILURE;
+            let flag = if args.connect.contains(addr) {
+                "connect"
+            } else {
+                "bootstrap"
+            };
+            return exit::usage(explain::bad_address(flag, addr));
         }
     }
     let tls = match args.transport.tls_options() {
         Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::usage(e),
     };
     let node = ChordSocket::builder()
         .subnet(args.subnet.as_str())
@@ -119,10 +122,7 @@ pub async fn run(args: ChordArgs) -> ExitCode {
         .await;
     let node = match node {
         Ok(node) => node,
-        Err(e) => {
-            eprintln!("rs2p: cannot listen on {}: {e}.", args.bind);
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::bind_failed(&args.bind, &e),
     };
     let (tx, mut lines) = mpsc::unbounded_channel::<String>();
     let printer = tokio::spawn(async move {

@@ -31,3 +31,15 @@ pub fn failure(message: impl Display) -> ExitCode {
     eprintln!("rs2p: {message}.");
     ExitCode::from(FAILURE)
 }
+
+/// Listening on `--bind ADDR` failed: options that cannot work (an
+/// address that is not `HOST:PORT`, a key that is not the certificate's)
+/// are [`USAGE`] errors; the machine refusing (address in use, …) is a
+/// [`FAILURE`].
+pub fn bind_failed(addr: &str, e: &rs2p::Error) -> ExitCode {
+    let message = super::explain::bind_error("bind", addr, e);
+    match e {
+        rs2p::Error::BadAddress(_) | rs2p::Error::Transport(_) => usage(message),
+        _ => failure(message),
+    }
+}

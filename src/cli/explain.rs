@@ -18,6 +18,8 @@ pub fn bind_error(flag: &str, addr: &str, e: &Error) -> String {
     let Error::Io { source, .. } = e else {
         return match e {
             Error::BadAddress(_) => bad_address(flag, addr),
+            // Certificates and keys: their own words, not the address's.
+            Error::Transport(t) => t.to_string(),
             other => format!("cannot listen on {addr}: {other}"),
         };
     };

@@ -9,6 +9,7 @@ use rs2p::chord::ChordSocket;
 use rs2p::net::split_host_port;
 use serde_json::json;
 
+use super::exit;
 use super::lines::{self, Input};
 use super::signals::Signals;
 use super::transport::TransportArgs;
@@ -50,10 +51,7 @@ pub async fn run(args: SeedArgs) -> ExitCode {
     let mut signals = Signals::new();
     let tls = match args.transport.tls_options() {
         Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::usage(e),
     };
     let seed = ChordSocket::builder()
         .subnet(rs2p::bootstrap::SUBNET)
@@ -64,10 +62,7 @@ pub async fn run(args: SeedArgs) -> ExitCode {
         .await;
     let seed = match seed {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("rs2p: cannot listen on {}: {e}.", args.bind);
-            return ExitCode::from(2);
-        }
+        Err(e) => return exit::bind_failed(&args.bind, &e),
     };
     for addr in &args.connect {
         let result = match split_host_port(addr) {

@@ -16,6 +16,7 @@ use super::actor::{Actor, Inbox, NodeLimits};
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
 use super::message::{Connection, Message};
+use super::metrics::Probes;
 use super::socket::{MeshSocket, Shared};
 use super::validation::{ValidationMode, Validations, Validator};
 use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack, Validation};
@@ -56,6 +57,8 @@ pub struct MeshBuilder {
     idle_timeout: Option<Duration>,
     keepalive: Option<Duration>,
     validation: Option<ValidationChoice>,
+    #[cfg(feature = "metrics")]
+    metrics_group: Option<(super::metrics::MetricsGroup, String)>,
 }
 
 /// Which validation the builder sets up.
@@ -91,6 +94,8 @@ impl Default for MeshBuilder {
             idle_timeout: None,
             keepalive: None,
             validation: None,
+            #[cfg(feature = "metrics")]
+            metrics_group: None,
         }
     }
 }
@@ -137,7 +142,9 @@ impl MeshBuilder {
     }
 
     /// Messages kept for [`MeshSocket::recv`]; the oldest is dropped past
-    /// this. Default 65,536.
+    /// this, and the drop reported: [`Event::QueueOverflow`](super::Event::QueueOverflow)
+    /// (at most once a second) and the `queue_full` reason of the
+    /// `rs2p_messages_dropped_total` metric. Default 65,536.
     pub fn recv_queue(mut self, messages: usize) -> Self {
         self.recv_queue = messages;
         self
@@ -276,6 +283,20 @@ impl MeshBuilder {
         self
     }
 
+    /// Keeps the node's metrics in `group`, its series labelled
+    /// `node=<label>`, so several nodes share one set of metric families
+    /// (see [`MetricsGroup`](super::metrics::MetricsGroup)). Default: a
+    /// group of its own, without the label.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_group(
+        mut self,
+        group: &super::metrics::MetricsGroup,
+        label: impl Into<String>,
+    ) -> Self {
+        self.metrics_group = Some((group.clone(), label.into()));
+        self
+    }
+
     /// Every protocol setting at once.
     pub fn config(mut self, config: MeshConfig) -> Self {
         self.config = config;
@@ -393,6 +414,13 @@ impl MeshBuilder {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        #[cfg(feature = "metrics")]
+        let probes = match &self.metrics_group {
+            Some((group, label)) => Probes::in_group(group, Some(label), transport.name()),
+            None => Probes::new(transport.name()),
+        };
+        #[cfg(not(feature = "metrics"))]
+        let probes = Probes::new(transport.name());
         let actor = Actor {
             node,
             conns: HashMap::new(),
@@ -413,6 +441,7 @@ impl MeshBuilder {
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport,
+                probes: probes.clone(),
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
@@ -425,6 +454,10 @@ impl MeshBuilder {
             accepting: Arc::new(AtomicUsize::new(0)),
             refused: 0,
             validation,
+            probes: probes.clone(),
+            mirrored: Default::default(),
+            arrived: None,
+            overflow: Default::default(),
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();
@@ -454,6 +487,7 @@ impl MeshBuilder {
                 done,
                 handshake_timeout: self.handshake_timeout,
                 validations: std::sync::Mutex::new(validations),
+                probes,
             }),
         })
     }

@@ -35,6 +35,11 @@ pub enum Error {
     /// The connection was closed before its handshake completed.
     #[error("connection closed before the handshake completed: {0}")]
     Closed(CloseReason),
+    /// The peer was refused, or refused us, at the transport level for a
+    /// reason that names the fix: it speaks another transport, or a
+    /// certificate was refused (verified TLS).
+    #[error(transparent)]
+    Refused(#[from] crate::transport::Refusal),
     /// The operation did not complete in time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -76,6 +81,7 @@ impl Error {
                 theirs,
             },
             CloseReason::SelfConnection => Error::SelfConnection,
+            CloseReason::Transport(refusal) => Error::Refused(refusal),
             other => Error::Closed(other),
         }
     }

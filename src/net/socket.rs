@@ -14,6 +14,7 @@ use super::actor::{unix_now, Command, Inbox};
 use super::builder::{split_host_port, MeshBuilder};
 use super::error::Error;
 use super::message::Event;
+use super::metrics::Probes;
 use super::validation::Validations;
 use crate::protocol::mesh::{Layer, LayerCtx, Prepared};
 use crate::protocol::{CodecLimits, PeerAddr, PeerId, Protocol};
@@ -36,6 +37,8 @@ pub(super) struct Shared {
     pub(super) done: CancellationToken,
     pub(super) handshake_timeout: Duration,
     pub(super) validations: std::sync::Mutex<Option<Validations>>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) probes: Probes,
 }
 
 impl Drop for Shared {
@@ -339,6 +342,32 @@ impl MeshSocket {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// This node's Prometheus metrics (feature `metrics`, on by default):
+    /// connections, messages and bytes in and out, drops by reason,
+    /// closes by reason, dials, queue depths and the delivery latency.
+    /// See [`crate::net::metrics`] for the list, and for putting several
+    /// nodes into one registry of your own.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello"]).await?;
+    /// a.next_message().await?;
+    /// let text = b.metrics().encode();
+    /// assert!(text.contains(r#"rs2p_messages_sent_total{kind="broadcast"} 1"#));
+    /// assert!(text.contains(r#"rs2p_connections{direction="outgoing",transport="Plaintext"} 1"#));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> super::metrics::Metrics {
+        self.shared.probes.clone()
     }
 
     /// Shuts the node down: closes every connection and the listener and

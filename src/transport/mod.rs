@@ -24,6 +24,9 @@
 //! read loop) and a [`FrameWriter`] that writes whole frames. A failed
 //! transport handshake (TLS, WebSocket) is an `io::Error` for that one
 //! connection, logged at `info` with the peer's address; the node goes on.
+//! When the cause can be named — the peer speaks another transport, or a
+//! certificate was refused in verified TLS — the error carries a
+//! [`Refusal`] ([`Refusal::from_io`]) whose text names the fix.
 //!
 //! [`MeshBuilder`]: crate::MeshBuilder
 
@@ -37,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod error;
+mod refusal;
 mod tcp;
 mod tls;
 pub mod tls_config;
@@ -44,6 +48,8 @@ mod verify;
 mod ws;
 
 pub use error::TransportError;
+pub(crate) use refusal::{certificate_problem, recognise};
+pub use refusal::{Refusal, Speaks};
 pub use tcp::Plaintext;
 pub use tls::Tls;
 pub use tls_config::{TlsOptions, VerifiedTls};
@@ -255,7 +261,8 @@ pub(crate) fn server_name(host: &str) -> ServerName<'static> {
 }
 
 /// Logs a connection refused during a transport handshake and turns the
-/// cause into the `io::Error` the caller returns.
+/// cause into the `io::Error` the caller returns. (Causes that can be
+/// named go through `refusal::handshake_failed` instead.)
 pub(crate) fn refused(
     transport: &str,
     remote: &str,

@@ -7,6 +7,7 @@
 //! - `chat`: chat lines and commands.
 
 mod chat;
+mod metrics_http;
 mod ops;
 mod out;
 mod printer;
@@ -177,6 +178,11 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub bootstrap: Vec<String>,
 
+    /// Serve the node's Prometheus metrics at http://HOST:PORT/metrics
+    /// (port 0 picks a free port; the address is printed on stderr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -243,8 +249,14 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         .unwrap_or_else(|| super::oneshot::default_bind(&args.connect));
     let node = match builder.bind(&bind).await {
         Ok(node) => node,
-        Err(e) => return exit::failure(explain::bind_error("bind", &bind, &e)),
+        Err(e) => return exit::bind_failed(&bind, &e),
     };
+    if let Some(addr) = &args.metrics {
+        match metrics_http::serve(addr, node.metrics()).await {
+            Ok(at) => eprintln!("-- metrics at http://{at}/metrics"),
+            Err(e) => return exit::failure(e),
+        }
+    }
     let stopped = watch_actor(&node);
     let events = node.events();
     out.ready(&node, args.daemon);

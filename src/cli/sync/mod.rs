@@ -28,6 +28,7 @@ use rs2p::{Event, PeerId};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
+use super::exit;
 use super::explain;
 use super::lines::{self, Input};
 use super::node::parse_secs;
@@ -224,22 +225,19 @@ pub async fn run(args: SyncArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Checks the options and starts the node; the exit code on failure
-/// (1: a bad address, 2: the node cannot start, as `rs2p node`).
+/// Checks the options and starts the node; the exit status on failure,
+/// as `rs2p node` (2: a bad option, 1: the machine would not let it
+/// listen).
 async fn start(args: &SyncArgs) -> Result<SyncSocket, ExitCode> {
     for addr in &args.connect {
         if split_host_port(addr).is_err() {
-            eprintln!("rs2p: {}.", explain::bad_address("connect", addr));
-            return Err(ExitCode::FAILURE);
+            return Err(exit::usage(explain::bad_address("connect", addr)));
         }
     }
     let out_addr = match &args.out_addr {
         Some(addr) => match split_host_port(addr) {
             Ok(a) => Some(a),
-            Err(_) => {
-                eprintln!("rs2p: {}.", explain::bad_address("out-addr", addr));
-                return Err(ExitCode::FAILURE);
-            }
+            Err(_) => return Err(exit::usage(explain::bad_address("out-addr", addr))),
         },
         None => None,
     };
@@ -264,10 +262,10 @@ async fn start(args: &SyncArgs) -> Result<SyncSocket, ExitCode> {
                 None => m,
             }
         });
-    builder.bind(&args.bind).await.map_err(|e| {
-        eprintln!("rs2p: {}.", explain::bind_error("bind", &args.bind, &e));
-        ExitCode::from(2)
-    })
+    builder
+        .bind(&args.bind)
+        .await
+        .map_err(|e| exit::bind_failed(&args.bind, &e))
 }
 
 /// Why the session ended.

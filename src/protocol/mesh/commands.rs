@@ -24,6 +24,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The message's main flag: broadcast or whisper.
+    pub fn msg_type(&self) -> MainFlag {
+        self.message.msg_type
+    }
+
     /// Builds `[msg_type, me, now, flag, packets…]` from node `me` (its id
     /// in the form the node sends it) and encodes it.
     ///

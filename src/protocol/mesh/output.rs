@@ -100,6 +100,13 @@ pub enum MeshEvent {
         /// Why.
         reason: CloseReason,
     },
+    /// A reply to a node we are not connected to was dropped: no route
+    /// to it was found within `MeshConfig::request_ttl`, or the dial to
+    /// the address a peer named failed. One event per reply.
+    ReplyUnrouted {
+        /// The node the reply was for.
+        to: PeerId,
+    },
 }
 
 /// A user message for the application: its handlers first, then its queue.

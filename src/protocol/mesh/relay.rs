@@ -45,6 +45,7 @@ impl MeshState {
             }
         };
         let message = Arc::new(decoded.message);
+        self.received[message.msg_type as usize] += 1;
         let sub = message.sub_flag();
         if !handshaken && sub != Some(SubFlag::Handshake) {
             // Nothing but a handshake is meaningful before the handshake.
