@@ -142,10 +142,17 @@ impl MeshState {
             .map(|(&c, _)| c);
         if let Some(standby) = standby {
             self.routing.insert(h.id.clone(), standby);
+            if let Some(s) = self.conns.get_mut(&standby) {
+                s.adopted_ms = Some(now_ms);
+            }
             out.push(Action::Event(MeshEvent::Rebound {
                 id: h.id,
                 conn: standby,
             }));
+            // The peer may have kept this connection and dropped the other
+            // (the two ends adopted them in different orders): it has had
+            // no peer list here yet.
+            self.welcome(now_ms, standby, out);
             return;
         }
         if lost && self.config.reconnect {
