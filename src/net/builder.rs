@@ -297,6 +297,16 @@ impl MeshBuilder {
         self
     }
 
+    /// How long a reply to a node that is not a peer
+    /// ([`MeshSocket::reply_to`]) waits for a route before it is dropped
+    /// and reported as [`Event::ReplyFailed`](super::Event::ReplyFailed).
+    /// Whole seconds, rounded up, at least 1. Default 60 s.
+    pub fn reply_timeout(mut self, timeout: Duration) -> Self {
+        let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        self.config.request_ttl = secs.max(1);
+        self
+    }
+
     /// Every protocol setting at once.
     pub fn config(mut self, config: MeshConfig) -> Self {
         self.config = config;
