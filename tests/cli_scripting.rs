@@ -75,7 +75,8 @@ fn every_op_is_answered_with_its_tag() {
     assert_eq!(m["id"], s["id"]);
 
     // reply to a node nobody knows: it goes out as a route request, and
-    // the answer says so (the node gives no signal when it expires).
+    // the answer says so (its failure, 60 s later, is reported by a
+    // reply_failed event: tests/cli_node_events.rs).
     a.op(json!({"op": "reply", "to": "NoSuchNode", "packets": [1], "tag": "r2"}));
     let s = answer(&mut a, &json!("r2"));
     assert_eq!(s["event"], "sent", "{s}");
