@@ -157,7 +157,9 @@ fn every_op_is_answered_with_its_tag() {
 
 /// `rs2p node --help` documents every op and event, pointing to
 /// docs/json.md, which documents them too; `rs2p --help` and the README
-/// give the exit statuses; `rs2p demo --help` gives its range of nodes.
+/// give the exit statuses, and the README documents running a node,
+/// validation and the JSON protocol; `rs2p demo --help` gives its range of
+/// nodes.
 #[test]
 fn help_documents_the_json_protocol_and_exit_statuses() {
     let ops = ["broadcast", "whisper", "reply", "connect", "peers", "quit"];
@@ -165,12 +167,15 @@ fn help_documents_the_json_protocol_and_exit_statuses() {
         "ready",
         "connect",
         "connected",
+        "bootstrapped",
         "peer_joined",
         "peer_left",
         "rejected",
         "message",
         "sent",
         "peers",
+        "reply_failed",
+        "queue_overflow",
         "stopping",
         "error",
     ];
@@ -206,7 +211,23 @@ fn help_documents_the_json_protocol_and_exit_statuses() {
         }
         assert!(text.contains("Exit status"), "{text}");
     }
-    assert!(readme.contains("--daemon") && readme.contains("docs/json.md"));
+    // The README covers running a node (daemon, signals, logs, metrics),
+    // validation before relay and the JSON protocol.
+    for text in [
+        "--daemon",
+        "SIGTERM",
+        "RUST_LOG",
+        "--metrics",
+        "rs2p_messages_dropped_total",
+        ".validator(",
+        ".async_validation(",
+        "max_rejections",
+        "docs/json.md",
+        "reply_failed",
+        "queue_overflow",
+    ] {
+        assert!(readme.contains(text), "the README does not mention {text}");
+    }
     let demo = rs2p_run(&["demo", "--help"]);
     assert!(demo.stdout.contains("2 to 64"), "{}", demo.stdout);
     assert!(demo.stdout.contains("rs2p simulate"), "{}", demo.stdout);
