@@ -17,12 +17,22 @@
 //! both id orders), so each case fails or passes on every run: before the
 //! fix, the `BFirst` cases showed the false departure, the late redial kept
 //! being retried, and ends that disagreed about the race window lost the
-//! peer.
+//! peer. The last test restarts a node over real sockets, several times,
+//! where the read order is the operating system's.
+
+mod support;
+
+use std::time::Duration;
 
 use rs2p::packets;
-use rs2p::protocol::mesh::{MeshConfig, MeshEvent, MeshState};
+use rs2p::protocol::mesh::{CloseReason, MeshConfig, MeshEvent, MeshState};
 use rs2p::protocol::PeerId;
 use rs2p::sim::rig::{rig_addr, End, Rig};
+use rs2p::{Event, MeshSocket};
+use support::mesh::{link, next_with, wait_event};
+use support::wait::WAIT;
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio::time::{timeout, Instant};
 
 const A: usize = 0;
 const B_OLD: usize = 1;
@@ -273,4 +283,120 @@ fn ends_disagreeing_about_the_race_window_keep_the_peer() {
         .map(|d| d.id)
         .collect();
     assert_eq!(got, vec![from_a]);
+}
+
+/// Every event a subscription holds now.
+fn drain(rx: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut v = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(e) => v.push(e),
+            Err(TryRecvError::Lagged(_)) => continue,
+            Err(_) => return v,
+        }
+    }
+}
+
+/// How many events of `events` say `id` joined, and how many that it left.
+fn joins_and_leaves(events: &[Event], id: &PeerId) -> (usize, usize) {
+    let joined = events
+        .iter()
+        .filter(|e| matches!(e, Event::PeerJoined(j) if j == id))
+        .count();
+    let left = events
+        .iter()
+        .filter(|e| matches!(e, Event::PeerLeft(l) if l == id))
+        .count();
+    (joined, left)
+}
+
+/// Binds a node on `port`, which a node that just closed held (bounded
+/// retries while the operating system releases it).
+async fn bind_again(port: u16) -> MeshSocket {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match MeshSocket::bind(&format!("127.0.0.1:{port}")).await {
+            Ok(node) => return node,
+            Err(e) if Instant::now() > deadline => panic!("port {port} stays taken: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// B restarts on its port, again and again, each time connecting to A at
+/// once; A's redial of the old B then reaches the new B, a race between two
+/// connections. Each restart must read at A as the old B leaving and the
+/// new one joining, once, and at the new B as A joining once, with no
+/// departure. (Before the fix every run failed, at its first or second
+/// restart: a false `PeerLeft`/`PeerJoined` pair on one side or the other.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_on_the_same_port_over_real_sockets() {
+    const ROUNDS: usize = 8;
+    let a = MeshSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut a_events = a.events();
+    let mut b = MeshSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = b.addr().port();
+    link(&b, &a).await;
+    let mut races = 0;
+    for round in 0..ROUNDS {
+        let old = b.id().clone();
+        timeout(WAIT, b.close()).await.expect("close hung");
+        wait_event(&mut a_events, WAIT, "the old B leaving", |e| {
+            *e == Event::PeerLeft(old.clone())
+        })
+        .await;
+        drain(&mut a_events);
+        // The new B, on the same port, connects to A at once; A's redial
+        // of the old B (due within about a second) reaches it.
+        let nb = bind_again(port).await;
+        let mut nb_events = nb.events();
+        let (mut race_a, mut race_nb) = (a.events(), nb.events());
+        link(&nb, &a).await;
+        let race = timeout(Duration::from_secs(8), async {
+            let conflict = |e: &Result<Event, _>| {
+                matches!(
+                    e,
+                    Ok(Event::Rejected {
+                        reason: CloseReason::Conflict,
+                        ..
+                    })
+                )
+            };
+            loop {
+                tokio::select! {
+                    e = race_a.recv() => if conflict(&e) { break },
+                    e = race_nb.recv() => if conflict(&e) { break },
+                }
+            }
+        })
+        .await;
+        races += usize::from(race.is_ok());
+        // Broadcasts both ways: both ends have settled on a connection.
+        let (to_nb, to_a) = (format!("to B {round}"), format!("to A {round}"));
+        a.send(packets![to_nb.as_str()]).await.unwrap();
+        next_with(&nb, &to_nb).await;
+        nb.send(packets![to_a.as_str()]).await.unwrap();
+        next_with(&a, &to_a).await;
+        let at_a = drain(&mut a_events);
+        let at_nb = drain(&mut nb_events);
+        assert_eq!(
+            joins_and_leaves(&at_a, nb.id()),
+            (1, 0),
+            "round {round}: A saw the new B join and leave: {at_a:?}"
+        );
+        assert_eq!(
+            joins_and_leaves(&at_nb, a.id()),
+            (1, 0),
+            "round {round}: the new B saw A join and leave: {at_nb:?}"
+        );
+        b = nb;
+    }
+    // Most restarts raced (else this test shows nothing).
+    eprintln!("{races} of {ROUNDS} restarts raced");
+    assert!(
+        races * 2 >= ROUNDS,
+        "only {races} of {ROUNDS} restarts raced"
+    );
+    b.close().await;
+    a.close().await;
 }
