@@ -68,7 +68,8 @@ error. Ops run one at a time, in order, once the --connect dials are done.
   {"op":"quit"}                               stopping {reason:"quit"}
   A reply to a node that is not a peer floods a route request: it goes out
   when some node answers with a route; if none does within expires_s
-  seconds (--reply-timeout), it is dropped and reply_failed reports it.
+  seconds (--reply-timeout), it is dropped and reply_failed (with the
+  reply's op and tag, after its answer) reports it.
   events (stdout), besides the answers:
   ready {id, addr, out_addr, subnet, protocol_id, transport}   always first
   connect {}                                  the first peer joined
