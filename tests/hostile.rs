@@ -557,3 +557,53 @@ async fn a_peer_that_reads_a_trickle() {
     t.still_works("after-trickle").await;
     t.close().await;
 }
+
+/// The application's sends wait while a peer's queue is over half its
+/// bound even when they come one at a time (the node takes each before
+/// the next arrives): a peer that stops reading holds the sender back
+/// until the slow-peer timeout instead of overflowing its queue and being
+/// dropped at once. (Seen over SSL and wss, where the links drain slower
+/// than the application sends but faster than the node takes sends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_one_at_a_time_still_wait_for_a_congested_peer() {
+    let t = trio(
+        base()
+            .send_buffer(256 << 10)
+            .slow_peer_timeout(Duration::from_secs(60)),
+    )
+    .await;
+    // Handshaken, then never reads: what the kernel buffers hold, then M's
+    // queue to it, fill up.
+    let _s = t.attacker(&[]).await;
+    let payload = "x".repeat(16 * 1024);
+    let held = Duration::from_secs(2);
+    let mut sent = 0u64;
+    loop {
+        assert!(
+            sent < 10_000,
+            "160 MB sent and M never held its sender back"
+        );
+        match tokio::time::timeout(held, t.m.send(packets![payload.as_str(), sent])).await {
+            Ok(r) => {
+                r.unwrap();
+            }
+            Err(_) => break,
+        }
+        sent += 1;
+        // A has it, so M took it: its send channel is empty again.
+        match tokio::time::timeout(held, t.a.next_message()).await {
+            Ok(m) => assert_eq!(m.unwrap().packets()[1].as_u64(), Some(sent - 1)),
+            Err(_) => break,
+        }
+    }
+    let snap = t.m.snapshot().await.unwrap();
+    assert_eq!(
+        snap.slow_peers_dropped, 0,
+        "the peer that stopped reading was dropped at once, after {sent} sends"
+    );
+    assert!(
+        snap.peers.iter().any(|p| p.id == attacker_id()),
+        "the attacker is still a peer while the sender waits"
+    );
+    t.close().await;
+}

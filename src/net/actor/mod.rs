@@ -252,7 +252,7 @@ impl Actor {
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
-            let sends_blocked = !sends.is_empty() && self.congestion.is_congested();
+            let sends_blocked = self.congestion.is_congested();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
