@@ -296,6 +296,16 @@ impl ChordState {
         let Some(id) = ctx.mesh().peer_of(conn).cloned() else {
             return;
         };
+        // Only the connection the mesh reaches the peer on speaks for it
+        // (and its id form decides whether it may store). A standby — the
+        // losing end of a double dial, or a newcomer claiming a connected
+        // peer's id — neither moves the peer's ring entry nor makes it
+        // store; when a standby takes over, both ends greet again
+        // (`on_peer_ready`).
+        if ctx.mesh().conn_of(&id) != Some(conn) {
+            self.stats.standby_metas += 1;
+            return;
+        }
         let pos = self.position_of(&id);
         let peer = self.peers.entry(id.clone()).or_insert_with(|| RingPeer {
             conn,
@@ -528,7 +538,70 @@ impl Layer for ChordState {
 #[cfg(test)]
 mod tests {
     use super::parse_meta;
-    use crate::protocol::Packet;
+    use super::*;
+    use crate::protocol::mesh::{MeshConfig, MeshState, Stack};
+    use crate::protocol::{FrameDecoder, MainFlag, PeerAddr};
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn frame(st: &mut Stack<ChordState>, conn: ConnId, payload: Vec<Packet>, from: &PeerId) {
+        let message = InternalMessage::new(MainFlag::Whisper, from.clone(), NOW_MS / 1000, payload);
+        let (_, body) = message.encode_body(None);
+        let mut dec = FrameDecoder::new(1 << 20);
+        dec.feed(&(body.len() as u32).to_be_bytes());
+        dec.feed(&body);
+        let frame = dec.next_frame().unwrap().unwrap();
+        st.on_frame(NOW_MS, conn, frame, &mut Vec::new());
+    }
+
+    fn hello(st: &mut Stack<ChordState>, conn: ConnId, id: &PeerId) {
+        let protocol = st.mesh().config().protocol.id().as_bytes().to_vec();
+        let payload = vec![
+            SubFlag::Handshake.as_u8().into(),
+            crate::protocol::id_to_packet(id),
+            Packet::bin(protocol),
+            Packet::Array(vec!["127.0.0.1".into(), 6000u64.into()]),
+            Packet::Array(vec![]),
+        ];
+        frame(st, conn, payload, id);
+    }
+
+    /// Found by the `chord_state` fuzzer: a meta on a second connection
+    /// claiming a connected peer's id moved the peer's ring entry to that
+    /// connection and judged it by that connection's id form, so a js2p
+    /// peer (str id, not allowed to store) became a storing peer.
+    #[test]
+    fn a_meta_on_a_standby_connection_changes_nothing() {
+        let me = PeerId::from("4MeMeMeMeMeMe");
+        let mesh = MeshState::new(me, PeerAddr::new("127.0.0.1", 4444), MeshConfig::default());
+        let mut st = Stack::new(mesh, ChordState::new(ChordConfig::default()));
+        let bytes = Bytes::from_static(b"5fk3UgXbCxfH");
+        let (js, py) = (
+            PeerId::new(bytes.clone(), IdWire::Str),
+            PeerId::new(bytes, IdWire::Bin),
+        );
+        for conn in [1, 2] {
+            st.on_open(
+                NOW_MS,
+                conn,
+                false,
+                format!("127.0.0.1:{conn}"),
+                None,
+                &mut Vec::new(),
+            );
+        }
+        hello(&mut st, 1, &js);
+        hello(&mut st, 2, &py);
+        assert_eq!(st.mesh().conn_of(&js), Some(1), "the mesh keeps the first");
+        let stores = vec![SubFlag::Handshake.as_u8().into(), "0".into()];
+        frame(&mut st, 2, stores.clone(), &py);
+        assert_eq!(st.layer().storing_peers().count(), 0);
+        assert_eq!(st.layer().stats().standby_metas, 1);
+        // On the peer's own connection the meta counts: refused, str id.
+        frame(&mut st, 1, stores, &js);
+        assert_eq!(st.layer().storing_peers().count(), 0);
+        assert_eq!(st.layer().stats().refused_storers, 1);
+    }
 
     #[test]
     fn meta_reads_as_python_int() {
