@@ -2,11 +2,10 @@
 //! shared driver.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use rs2p::protocol::mesh::{Action, ConnId, MeshConfig, MeshState, Stack};
-use rs2p::protocol::sync::{Entry, Meta, SyncConfig, SyncEvent, SyncKey, SyncState, LEASE_SECS};
+use rs2p::protocol::sync::{Meta, SyncConfig, SyncEvent, SyncKey, SyncState, LEASE_SECS};
 use rs2p::protocol::{
     msgpack, packet_to_id, FrameDecoder, IdWire, InternalMessage, MainFlag, Packet, PeerAddr,
     PeerId, SubFlag,
@@ -47,14 +46,22 @@ fn key_packet(inp: &mut Input) -> Packet {
     }
 }
 
-/// The dictionary's contents with their metadata.
-type Snapshot = BTreeMap<SyncKey, Entry>;
+/// A value as msgpack: packets compare by these bytes here, so a NaN
+/// equals itself.
+fn enc(value: &Packet) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    msgpack::encode(value, &mut bytes);
+    bytes
+}
+
+/// The dictionary's contents (values as msgpack) with their metadata.
+type Snapshot = BTreeMap<SyncKey, (Vec<u8>, Meta)>;
 
 fn snapshot(st: &Stack<SyncState>) -> Snapshot {
     st.layer()
         .store()
         .iter()
-        .map(|(k, e)| (k.clone(), e.clone()))
+        .map(|(k, e)| (k.clone(), (enc(&e.value), e.meta.clone())))
         .collect()
 }
 
@@ -63,7 +70,7 @@ fn snapshot(st: &Stack<SyncState>) -> Snapshot {
 pub struct Sync {
     config: SyncConfig,
     /// The dictionary rebuilt from the events alone.
-    from_events: BTreeMap<SyncKey, (Arc<Packet>, Meta)>,
+    from_events: Snapshot,
     previous: Snapshot,
     /// Catch-up entries and forwards whispered.
     pub whispered: usize,
@@ -180,9 +187,9 @@ impl Scenario for Sync {
                     let last: BTreeMap<_, _> = items.into_iter().collect();
                     let after = snapshot(&h.st);
                     for (k, v) in last {
-                        let e = after.get(&k).expect("a key set is held");
-                        assert_eq!(*e.value, v, "{k:?} does not hold what was set");
-                        assert_eq!(e.meta, me, "{k:?} is not ours after a set");
+                        let (value, meta) = after.get(&k).expect("a key set is held");
+                        assert_eq!(value, &enc(&v), "{k:?} does not hold what was set");
+                        assert_eq!(meta, &me, "{k:?} is not ours after a set");
                     }
                     h.sc.local_writes += 1;
                 }
@@ -193,8 +200,8 @@ impl Scenario for Sync {
                 let r = h.st.with_layer(now, &mut out, |l, ctx| l.delete(ctx, &k));
                 if let Ok(old) = &r {
                     assert_eq!(
-                        old.as_deref(),
-                        before.get(&k).map(|e| &*e.value),
+                        old.as_deref().map(enc),
+                        before.get(&k).map(|e| e.0.clone()),
                         "delete returned another value"
                     );
                     assert!(h.st.layer().store().get(&k).is_none(), "deleted {k:?} held");
@@ -212,8 +219,8 @@ impl Scenario for Sync {
                 let r =
                     h.st.with_layer(now, &mut out, |l, ctx| l.apply_delta(ctx, k.clone(), delta));
                 if let Ok(merged) = &r {
-                    let held = h.st.layer().store().get(&k).map(|e| e.value.clone());
-                    assert_eq!(held.as_ref(), Some(merged), "delta result not held");
+                    let held = h.st.layer().store().get(&k).map(|e| enc(&e.value));
+                    assert_eq!(held, Some(enc(merged)), "delta result not held");
                     h.sc.local_writes += 1;
                 }
                 refused_means_untouched(h, &before, &out, r.is_err());
@@ -259,7 +266,8 @@ impl Scenario for Sync {
                     owner,
                     time,
                 } => {
-                    self.from_events.insert(key, (value, Meta { owner, time }));
+                    self.from_events
+                        .insert(key, (enc(&value), Meta { owner, time }));
                 }
                 SyncEvent::Deleted { key } => {
                     assert!(
@@ -274,18 +282,18 @@ impl Scenario for Sync {
         assert!(now.len() <= self.config.max_keys, "{} keys", now.len());
         assert_eq!(now.len(), self.from_events.len(), "events and store differ");
         for (k, e) in &now {
-            assert!(!e.value.is_nil(), "{k:?} holds nil");
-            let len = msgpack::encoded_len(&e.value);
+            assert_ne!(e.0, enc(&Packet::Nil), "{k:?} holds nil");
+            let len = e.0.len();
             assert!(len <= self.config.max_value_len, "{k:?} holds {len} bytes");
-            let (v, m) = self.from_events.get(k).expect("a key no event set");
-            assert_eq!((v, m), (&e.value, &e.meta), "events and store differ");
+            let from_events = self.from_events.get(k).expect("a key no event set");
+            assert_eq!(from_events, e, "events and store differ");
             if let (true, Some(old)) = (self.config.leasing, self.previous.get(k)) {
                 if old != e {
                     assert!(
-                        lease_allows(&old.meta, &e.meta, now_ms / 1000),
+                        lease_allows(&old.1, &e.1, now_ms / 1000),
                         "{k:?}: {:?} overwrote {:?} under lease",
-                        e.meta,
-                        old.meta
+                        e.1,
+                        old.1
                     );
                 }
             }
@@ -380,20 +388,6 @@ fn feed(st: &mut Stack<SyncState>, message: &InternalMessage) {
     st.on_frame(NOW * 1000, 1, frame, &mut out);
 }
 
-/// A dictionary compared by its values' bytes (a NaN equals itself).
-type Encoded = BTreeMap<SyncKey, (Vec<u8>, Meta)>;
-
-fn encoded(entries: &Snapshot) -> Encoded {
-    entries
-        .iter()
-        .map(|(k, e)| {
-            let mut bytes = Vec::new();
-            msgpack::encode(&e.value, &mut bytes);
-            (k.clone(), (bytes, e.meta.clone()))
-        })
-        .collect()
-}
-
 /// Convergence: three replicas are fed the same peers' writes (sets of a
 /// few keys by distinct writers, ids in bin or str form, some messages
 /// twice) in three orders — as sent, reversed, shuffled by the input.
@@ -484,22 +478,12 @@ pub fn run_converge(data: &[u8]) -> usize {
                 model.insert(w.key.clone(), w.clone());
             }
         }
-        let held = encoded(&snapshot(&st));
+        let held = snapshot(&st);
         let expected: Snapshot = model
             .into_iter()
-            .map(|(k, w)| {
-                let entry = Entry {
-                    value: Arc::new(w.value),
-                    meta: w.meta,
-                };
-                (k, entry)
-            })
+            .map(|(k, w)| (k, (enc(&w.value), w.meta)))
             .collect();
-        assert_eq!(
-            held,
-            encoded(&expected),
-            "replica fed {order:?} of {writes:?}"
-        );
+        assert_eq!(held, expected, "replica fed {order:?} of {writes:?}");
         let stats = st.layer().stats();
         assert_eq!(stats.over_bounds + stats.malformed, 0, "{stats:?}");
         results.push(held);
@@ -548,6 +532,6 @@ pub fn run_sync_state(data: &[u8]) -> SyncRun {
         local_writes: h.sc.local_writes,
         remote_applied: store
             .values()
-            .any(|e| e.meta.owner.as_bytes() != ME.as_bytes()),
+            .any(|e| e.1.owner.as_bytes() != ME.as_bytes()),
     }
 }
