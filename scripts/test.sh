@@ -79,5 +79,5 @@ fi
 cargo test --doc
 # The fuzz harnesses (fuzz/, a crate of its own) without libFuzzer: every
 # target on a fixed set of generated inputs, and the saved regressions
-# (see fuzz/README.md). About 15 s once built.
+# (see fuzz/README.md). 10-25 s once built.
 (cd fuzz && cargo test)
