@@ -4,7 +4,7 @@
 use rs2p::protocol::mesh::SendError;
 use rs2p::{Error, MeshSocket, Packet, PeerId};
 
-use super::ops::{Flow, ROUTE_TTL_SECS};
+use super::ops::Flow;
 use super::out::{short, OpCtx, Out};
 use crate::cli::escape;
 
@@ -151,13 +151,16 @@ async fn reply(node: &MeshSocket, out: &Out, text: &str) -> Result<(), String> {
                     short(&to)
                 ));
             }
-            node.reply_to(&to, packets)
-                .await
-                .map_err(|e| format!("cannot reply: {e}"))?;
+            out.routed.waiting(&to, OpCtx::default());
+            if let Err(e) = node.reply_to(&to, packets).await {
+                out.routed.failed(&to);
+                return Err(format!("cannot reply: {e}"));
+            }
             out.status(format_args!(
                 "{} is not a direct peer: the reply waits for a route through the mesh \
-                 (it is dropped if none is found within {ROUTE_TTL_SECS} s)",
-                short(&to)
+                 (it is dropped, and reported, if none is found within {} s)",
+                short(&to),
+                out.routed.timeout_secs()
             ));
             Ok(())
         }

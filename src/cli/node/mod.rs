@@ -4,6 +4,7 @@
 //! - `out`: what is printed, JSON or chat, escaped;
 //! - `printer`: the node's events and messages, in causal order;
 //! - `ops`: the JSON operations;
+//! - `routed`: replies waiting for a route, for the tag of their failure;
 //! - `chat`: chat lines and commands.
 
 mod chat;
@@ -11,6 +12,7 @@ mod metrics_http;
 mod ops;
 mod out;
 mod printer;
+mod routed;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -65,17 +67,23 @@ error. Ops run one at a time, in order, once the --connect dials are done.
   {"op":"peers"}                              peers {peers:[{id, addr, remote, outgoing}]}
   {"op":"quit"}                               stopping {reason:"quit"}
   A reply to a node that is not a peer floods a route request: it goes out
-  when some node answers with a route, and is dropped after expires_s
-  seconds if none does (the node reports neither).
+  when some node answers with a route; if none does within expires_s
+  seconds (--reply-timeout), it is dropped and reply_failed (with the
+  reply's op and tag, after its answer) reports it.
   events (stdout), besides the answers:
   ready {id, addr, out_addr, subnet, protocol_id, transport}   always first
   connect {}                                  the first peer joined
   connected {id, addr}                        a --connect dial succeeded
+  bootstrapped {dialled}                      --bootstrap found the network
   peer_joined {id}                            a peer completed its handshake
   peer_left {id, reason}                      a peer left the routing table
   rejected {remote, reason}                   a connection was refused or dropped
                                               before it joined (subnet, TLS, …)
   message {kind, sender, time, id, packets}   kind: "broadcast" or "whisper"
+  reply_failed {to, error} (+ op, tag)        a routed reply found no route;
+                                              op "reply" and the reply's tag
+  queue_overflow {dropped, total}             the receive queue was full and
+                                              dropped its oldest messages
   stopping {reason}                           "quit", "end of input", "SIGINT",
                                               "SIGTERM", "node stopped", "internal error"
   error {error} (+ op, tag)                   a failed op; a line that is not
@@ -165,6 +173,20 @@ pub struct NodeArgs {
     #[arg(long, value_name = "SECS", value_parser = durations::idle_timeout)]
     pub idle_timeout: Option<Duration>,
 
+    /// Seconds a reply to a node that is not a peer waits for a route
+    /// through the mesh (1 to 86400) before it is dropped and reported
+    /// (`reply_failed` in JSON mode).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reply_timeout: u64,
+
+    /// Most received messages waiting to be printed (1 to 16777216); when
+    /// the output falls that far behind, the oldest are dropped and
+    /// reported (`queue_overflow`).
+    #[arg(long, value_name = "MESSAGES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 24).map(|v| v as usize))]
+    pub recv_queue: usize,
+
     /// Longest input line, in bytes (64 to 1073741824); a longer line is
     /// skipped whole (and reported) without being held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE,
@@ -216,7 +238,7 @@ impl Stop {
 pub async fn run(args: NodeArgs) -> ExitCode {
     // First: from here on SIGTERM no longer kills the process outright.
     let mut signals = Signals::new();
-    let out = Out::new(args.json);
+    let out = Out::new(args.json, Duration::from_secs(args.reply_timeout));
 
     // Check every argument before starting anything.
     if let Err(e) = durations::check_idle_vs_keepalive(args.idle_timeout, args.keepalive) {
@@ -236,7 +258,9 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         .protocol(Protocol::new(args.subnet.as_str(), encryption))
         .tls(tls)
         .keepalive(args.keepalive)
-        .idle_timeout(args.idle_timeout);
+        .idle_timeout(args.idle_timeout)
+        .reply_timeout(Duration::from_secs(args.reply_timeout))
+        .recv_queue(args.recv_queue);
     if let Some(addr) = &args.out_addr {
         match split_host_port(addr) {
             Ok(a) => builder = builder.out_addr(a.host, a.port),
@@ -416,6 +440,7 @@ async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn every_op_and_event_is_in_the_help() {
@@ -434,5 +459,69 @@ mod tests {
         for line in chat::HELP.lines() {
             assert!(AFTER_HELP.contains(line), "{line:?} is not in the help");
         }
+    }
+
+    /// The names in the first column of the table under `heading` in
+    /// docs/json.md, each the text after `prefix` up to a space or a quote.
+    fn doc_names(heading: &str, prefix: &str) -> Vec<String> {
+        let doc = include_str!("../../../docs/json.md");
+        let section = doc
+            .split("\n## ")
+            .find(|s| s.starts_with(heading))
+            .unwrap_or_else(|| panic!("docs/json.md has no section {heading:?}"));
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|rest| rest.split([' ', '"', '`']).next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Every event name the code writes: the string literal (a snake_case
+    /// name) right after each `emit(` in the node's sources.
+    fn emitted_events() -> BTreeSet<String> {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("out.rs"),
+            include_str!("ops.rs"),
+            include_str!("printer.rs"),
+            include_str!("chat.rs"),
+        ];
+        let mut names = BTreeSet::new();
+        for src in sources {
+            for (i, _) in src.match_indices("emit(") {
+                let rest = src[i + "emit(".len()..].trim_start();
+                let name = rest
+                    .strip_prefix('"')
+                    .and_then(|lit| lit.split('"').next())
+                    .filter(|n| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    });
+                if let Some(name) = name {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn docs_json_lists_every_op_and_event_the_code_has() {
+        let listed: Vec<String> = out::EVENTS.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            doc_names("Events", "| `"),
+            listed,
+            "docs/json.md's events table and out::EVENTS differ"
+        );
+        let ops: Vec<String> = ops::OPS.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            doc_names("Operations", "| `{\"op\":\""),
+            ops,
+            "docs/json.md's ops table and ops::OPS differ"
+        );
+        assert_eq!(
+            emitted_events(),
+            listed.into_iter().collect::<BTreeSet<_>>(),
+            "the events the code emits and out::EVENTS differ"
+        );
     }
 }

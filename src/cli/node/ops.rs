@@ -14,10 +14,6 @@ use crate::cli::json::{check_int_literals, encode_hex, packets_from_json};
 /// The ops, in the order the documentation lists them.
 pub const OPS: &[&str] = &["broadcast", "whisper", "reply", "connect", "peers", "quit"];
 
-/// How long a reply waits for a route before the node drops it (the
-/// library's default `MeshConfig::request_ttl`).
-pub const ROUTE_TTL_SECS: u64 = 60;
-
 /// What the session does after an op.
 #[derive(Debug, PartialEq)]
 pub enum Flow {
@@ -148,8 +144,8 @@ async fn run_op(
 }
 
 /// A reply: a whisper when `to` is a peer (acknowledged with the message
-/// id), otherwise a route request (acknowledged as such: the node gives no
-/// signal when the route is found or the request expires).
+/// id), otherwise a route request (acknowledged as such; if no route is
+/// found in time, a `reply_failed` with the op's tag follows).
 async fn reply(
     node: &MeshSocket,
     out: &Out,
@@ -177,16 +173,19 @@ async fn reply(
                     "{to} is not a peer, and this node has no peers to ask for a route to it"
                 ));
             }
-            node.reply_to(to, packets)
-                .await
-                .map_err(|e| send_error(&e))?;
+            // Remembered first: the failure can come before the answer.
+            out.routed.waiting(to, ctx.clone());
+            if let Err(e) = node.reply_to(to, packets).await {
+                out.routed.failed(to);
+                return Err(send_error(&e));
+            }
             out.emit(
                 "sent",
                 Some(ctx),
                 &[
                     ("to", to.to_string().into()),
                     ("route", "requested".into()),
-                    ("expires_s", ROUTE_TTL_SECS.into()),
+                    ("expires_s", out.routed.timeout_secs().into()),
                 ],
             );
             Ok(())

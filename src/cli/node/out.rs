@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use rs2p::{MeshSocket, Message, MessageKind, PeerId};
 use serde_json::Value;
 
+use super::routed::RoutedReplies;
+
 use crate::cli::escape;
 use crate::cli::json::{packet_to_json, packets_to_json};
 
@@ -20,12 +22,15 @@ pub const EVENTS: &[&str] = &[
     "ready",
     "connect",
     "connected",
+    "bootstrapped",
     "peer_joined",
     "peer_left",
     "rejected",
     "message",
     "sent",
     "peers",
+    "reply_failed",
+    "queue_overflow",
     "stopping",
     "error",
 ];
@@ -47,13 +52,18 @@ pub struct OpCtx {
 pub struct Out {
     pub json: bool,
     last_sender: Arc<Mutex<Option<PeerId>>>,
+    /// Replies waiting for a route, for the tag of their `reply_failed`.
+    pub routed: RoutedReplies,
 }
 
 impl Out {
-    pub fn new(json: bool) -> Out {
+    /// Output in JSON or chat form; replies wait `reply_timeout` for a
+    /// route.
+    pub fn new(json: bool, reply_timeout: std::time::Duration) -> Out {
         Out {
             json,
             last_sender: Arc::default(),
+            routed: RoutedReplies::new(reply_timeout),
         }
     }
 
@@ -237,6 +247,52 @@ impl Out {
                 "{}{marker}: {}",
                 short(msg.sender()),
                 chat_packets(msg.packets())
+            ));
+        }
+    }
+
+    /// A reply to `to` that waited for a route was dropped: no node knew a
+    /// route within the reply timeout, or the target could not be reached
+    /// at the address given. Carries the `reply` op's tag.
+    pub fn reply_failed(&self, to: &PeerId) {
+        let ctx = self.routed.failed(to);
+        let why = format!(
+            "no route to {to} was found within {} s, or it could not be reached \
+             at the address a peer gave",
+            self.routed.timeout_secs()
+        );
+        tracing::info!(to = %escape::inline(&to.to_string()), "reply failed");
+        if self.json {
+            let ctx = OpCtx {
+                op: Some("reply".to_owned()),
+                tag: ctx.tag,
+            };
+            self.emit(
+                "reply_failed",
+                Some(&ctx),
+                &[("to", to.to_string().into()), ("error", why.into())],
+            );
+        } else {
+            self.status(format_args!(
+                "reply to {} failed: {}",
+                short(to),
+                escape::inline(&why)
+            ));
+        }
+    }
+
+    /// The receive queue overflowed: `dropped` messages lost since the
+    /// previous report, `total` since the node started.
+    pub fn queue_overflow(&self, dropped: u64, total: u64) {
+        if self.json {
+            self.emit(
+                "queue_overflow",
+                None,
+                &[("dropped", dropped.into()), ("total", total.into())],
+            );
+        } else {
+            self.status(format_args!(
+                "receive queue full: {dropped} messages dropped ({total} since the start)"
             ));
         }
     }

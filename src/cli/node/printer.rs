@@ -141,7 +141,12 @@ impl State {
                 }
             }
             Event::Connect => self.out.connect_event(),
-            Event::PeerJoined(id) => self.out.peer_joined(&id),
+            Event::PeerJoined(id) => {
+                self.out.routed.joined(&id);
+                self.out.peer_joined(&id);
+            }
+            Event::ReplyFailed { to } => self.out.reply_failed(&to),
+            Event::QueueOverflow { dropped, total } => self.out.queue_overflow(dropped, total),
             // Peer lists have no output.
             _ => {}
         }

@@ -26,6 +26,13 @@ pub(super) struct ConnEntry {
     pub(super) opened_ms: u64,
     /// When its peer was adopted into the routing table.
     pub(super) adopted_ms: Option<u64>,
+    /// When a later connection to the same peer replaced it in the routing
+    /// table (two connections raced and the rule chose the later one). It
+    /// stays open as a standby until the peer shows it made the same
+    /// choice (its peer list arrives on the new connection), or for
+    /// `race_window_ms` at most: closed at once, the peer could read its
+    /// end of it before our handshake on the new one, and take us for gone.
+    pub(super) superseded_ms: Option<u64>,
     /// Misbehaviours counted so far.
     pub(super) offences: u32,
     /// Its broadcasts that validation rejected.
@@ -70,6 +77,7 @@ impl MeshState {
                 last_sent: None,
                 opened_ms: now_ms,
                 adopted_ms: None,
+                superseded_ms: None,
                 offences: 0,
                 rejected: 0,
                 reply_budget: f64::from(self.config.reply_burst),
@@ -144,6 +152,7 @@ impl MeshState {
             self.routing.insert(h.id.clone(), standby);
             if let Some(s) = self.conns.get_mut(&standby) {
                 s.adopted_ms = Some(now_ms);
+                s.superseded_ms = None;
             }
             out.push(Action::Event(MeshEvent::Rebound {
                 id: h.id,
@@ -160,6 +169,51 @@ impl MeshState {
         }
         out.push(Action::Event(MeshEvent::PeerLeft { id: h.id, conn }));
         self.request_peers(now_ms, out);
+    }
+
+    /// The peer on `conn` sent its peer list there: it has adopted `conn`.
+    /// If `conn` is the one we route over, the connections to the same
+    /// peer that `conn` superseded are of no more use to either end:
+    /// closed now (the peer no longer routes over them, so their closing
+    /// cannot look like a departure there).
+    pub(super) fn retire_superseded(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
+        let Some(id) = self.peer_of(conn).cloned() else {
+            return;
+        };
+        if self.routing.get(&id) != Some(&conn) {
+            return;
+        }
+        let retired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(&c, e)| {
+                c != conn
+                    && e.superseded_ms.is_some()
+                    && e.peer.as_ref().is_some_and(|p| p.id == id)
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        for old in retired {
+            self.close(now_ms, old, CloseReason::Conflict, out);
+        }
+    }
+
+    /// Closes superseded connections the peer did not retire in time
+    /// (`race_window_ms` after they were superseded).
+    pub(super) fn close_stale_superseded(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let limit = self.config.race_window_ms;
+        let stale: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.superseded_ms
+                    .is_some_and(|at| now_ms.saturating_sub(at) > limit)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in stale {
+            self.close(now_ms, conn, CloseReason::Conflict, out);
+        }
     }
 
     /// Closes connections whose handshake is overdue.

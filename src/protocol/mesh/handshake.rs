@@ -118,6 +118,17 @@ impl MeshState {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if let Some(expected) = c.expected_id.take_if(|x| *x != h.id) {
+            // We dialled this address for another node: it is no longer
+            // there (a node restarted on the same port gets a new id), so
+            // its address is stale and must not be redialled.
+            if !self.routing.contains_key(&expected) {
+                self.book.forget(&expected);
+            }
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if let Some(known) = &mut c.peer {
             // A repeated handshake on a live connection (js2p sends one):
             // refresh what it tells us, nothing else.
@@ -193,11 +204,17 @@ impl MeshState {
             return;
         }
         // Replace silently: the peer stays, only its connection changes.
+        // `existing` is not closed yet: the peer may still be routing over
+        // it, and may read its closing before our handshake on `conn` (two
+        // sockets, no order between them), which would make it see us
+        // leave and join again. It stays as a standby until the peer's
+        // peer list on `conn` shows the peer switched too
+        // (`retire_superseded`), or `race_window_ms` passed.
         let id = h.id.clone();
-        self.routing.remove(&id);
-        self.conns.remove(&existing);
-        self.emit_close(existing, CloseReason::Conflict, out);
         self.adopt(now_ms, conn, h);
+        if let Some(e) = self.conns.get_mut(&existing) {
+            e.superseded_ms = Some(now_ms);
+        }
         out.push(Action::Event(MeshEvent::Rebound { id, conn }));
         self.welcome(now_ms, conn, out);
     }

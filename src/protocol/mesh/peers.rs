@@ -134,6 +134,7 @@ impl MeshState {
             self.book.dialling(&id, now_ms);
             self.start_dial(id, addr, out);
         }
+        self.retire_superseded(now_ms, conn, out);
         if let Some(from) = self.peer_of(conn).cloned() {
             out.push(Action::Event(MeshEvent::PeerList {
                 from,

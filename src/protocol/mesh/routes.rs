@@ -185,19 +185,18 @@ impl MeshState {
             return;
         };
         self.routes.order.retain(|k| k.as_slice() != req);
-        let Some([addr, id]) = p
+        let route = p
             .get(2)
             .and_then(Packet::as_array)
             .and_then(|e| <&[Packet; 2]>::try_from(e).ok())
-        else {
+            .and_then(|[addr, id]| Some((PeerAddr::from_packet(addr)?, packet_to_id(id.clone())?)))
+            .filter(|(_, id)| *id == pending.target);
+        let Some((addr, id)) = route else {
+            // A response we cannot use ends the request: the reply is
+            // lost, and reported as such.
+            self.routes.unrouted.push(pending.target);
             return;
         };
-        let (Some(addr), Some(id)) = (PeerAddr::from_packet(addr), packet_to_id(id.clone())) else {
-            return;
-        };
-        if id != pending.target {
-            return;
-        }
         self.routes
             .awaiting
             .entry(id.clone())

@@ -270,6 +270,7 @@ impl MeshState {
         }
         self.expire_validations(now_ms);
         self.close_overdue_handshakes(now_ms, out);
+        self.close_stale_superseded(now_ms, out);
         if self.config.reconnect {
             self.redial(now_ms, out);
         }
