@@ -4,8 +4,8 @@
 #   scripts/fuzz.sh TARGET SECONDS        e.g. scripts/fuzz.sh mesh_state 300
 #   scripts/fuzz.sh list                  the targets
 #
-# Targets: frame_decoder, mesh_state (see fuzz/src/lib.rs for what each
-# feeds and checks). The corpus grows in fuzz/corpus/TARGET; a crash is
+# Targets: frame_decoder, mesh_state, sync_state, chord_state, layer_stack
+# (see fuzz/README.md and fuzz/src/lib.rs for what each feeds and checks). The corpus grows in fuzz/corpus/TARGET; a crash is
 # saved in fuzz/artifacts/TARGET/ and makes this script exit non-zero; to
 # replay or minimise one:
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run  -s none TARGET fuzz/artifacts/TARGET/crash-…
@@ -24,15 +24,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
+TARGETS="frame_decoder mesh_state sync_state chord_state layer_stack"
+
 usage() {
-    echo "usage: $0 TARGET SECONDS   (targets: frame_decoder mesh_state)" >&2
+    echo "usage: $0 TARGET SECONDS   (targets: $TARGETS)" >&2
     exit 2
 }
-[ "${1:-}" = list ] && { echo frame_decoder; echo mesh_state; exit 0; }
+[ "${1:-}" = list ] && { printf '%s\n' $TARGETS; exit 0; }
 [ $# -eq 2 ] || usage
 target=$1
 secs=$2
-case "$target" in frame_decoder | mesh_state) ;; *) usage ;; esac
+case " $TARGETS " in *" $target "*) ;; *) usage ;; esac
 [[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -gt 0 ] || usage
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

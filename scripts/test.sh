@@ -2,7 +2,7 @@
 # Runs the whole rs2p test suite on a fresh machine: installs what the tests
 # need (a Python venv with the real py2p 0.7.878 from PyPI, the real js2p
 # 0.7.870 from npm, iproute2, curl), then runs every test (unit, integration,
-# interop, doctests).
+# interop, doctests, and the fuzz harnesses' replay).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,3 +77,7 @@ else
     cargo test --lib --bins --tests --examples --no-fail-fast
 fi
 cargo test --doc
+# The fuzz harnesses (fuzz/, a crate of its own) without libFuzzer: every
+# target on a fixed set of generated inputs, and the saved regressions
+# (see fuzz/README.md). 10-25 s once built.
+(cd fuzz && cargo test)

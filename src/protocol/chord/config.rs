@@ -166,6 +166,9 @@ pub struct ChordStats {
     /// Metas saying "I store" from peers not allowed to (js2p's, see
     /// `str_peers_store`).
     pub refused_storers: u64,
+    /// Metas that came on a standby connection (a second connection with
+    /// the id of a peer reached on another one), ignored.
+    pub standby_metas: u64,
     /// Slots restored from the other tables after a loss.
     pub repaired: u64,
     /// Backup copies taken over when their node left.

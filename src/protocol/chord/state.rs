@@ -296,7 +296,18 @@ impl ChordState {
         let Some(id) = ctx.mesh().peer_of(conn).cloned() else {
             return;
         };
+        // Only the connection the mesh reaches the peer on speaks for it
+        // (and its id form decides whether it may store). A standby — the
+        // losing end of a double dial, or a newcomer claiming a connected
+        // peer's id — neither moves the peer's ring entry nor makes it
+        // store; when a standby takes over, both ends greet again
+        // (`on_peer_ready`).
+        if ctx.mesh().conn_of(&id) != Some(conn) {
+            self.stats.standby_metas += 1;
+            return;
+        }
         let pos = self.position_of(&id);
+        let allowed = self.may_store(ctx, conn);
         let peer = self.peers.entry(id.clone()).or_insert_with(|| RingPeer {
             conn,
             storing: false,
@@ -308,7 +319,6 @@ impl ChordState {
             return;
         }
         peer.said_storing = !leeching;
-        let allowed = self.config.str_peers_store || ctx.mesh().wire_of(conn) == IdWire::Bin;
         if !leeching && !allowed {
             self.stats.refused_storers += 1;
         }
@@ -318,6 +328,12 @@ impl ChordState {
         if leeching {
             self.schedule_repair(ctx.now_ms());
         }
+    }
+
+    /// Whether the peer on `conn` may store: its id came as bin (py2p,
+    /// rs2p), or `str_peers_store` allows js2p's too.
+    fn may_store(&self, ctx: &LayerCtx<'_>, conn: ConnId) -> bool {
+        self.config.str_peers_store || ctx.mesh().wire_of(conn) == IdWire::Bin
     }
 
     pub(super) fn schedule_repair(&mut self, now_ms: u64) {
@@ -440,6 +456,7 @@ impl Layer for ChordState {
 
     fn on_peer_ready(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId, conn: ConnId) {
         let pos = self.position_of(peer);
+        let allowed = self.may_store(ctx, conn);
         let ring = self.peers.entry(peer.clone()).or_insert_with(|| RingPeer {
             conn,
             storing: false,
@@ -447,12 +464,22 @@ impl Layer for ChordState {
             pos,
         });
         ring.conn = conn;
+        // A known peer on a new connection (a standby took over): whether
+        // it may store follows the id form of that connection.
+        let storing = ring.said_storing && ring.pos.is_some() && allowed;
+        let changed = std::mem::replace(&mut ring.storing, storing) != storing;
         // Our meta, then the key list, from both ends (py2p sends them only
         // from the accepting end, so a storing node that dials never says
         // it stores).
         self.send_meta(ctx, conn);
         self.greet.insert(conn, None);
         self.pump_greeting(ctx, conn);
+        if changed {
+            self.ring_changed(ctx);
+            if !storing {
+                self.schedule_repair(ctx.now_ms());
+            }
+        }
     }
 
     fn on_message(&mut self, ctx: &mut LayerCtx<'_>, delivery: Delivery) {
@@ -528,7 +555,108 @@ impl Layer for ChordState {
 #[cfg(test)]
 mod tests {
     use super::parse_meta;
-    use crate::protocol::Packet;
+    use super::*;
+    use crate::protocol::mesh::{MeshConfig, MeshState, Stack};
+    use crate::protocol::{FrameDecoder, MainFlag, PeerAddr};
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn frame(st: &mut Stack<ChordState>, conn: ConnId, payload: Vec<Packet>, from: &PeerId) {
+        let message = InternalMessage::new(MainFlag::Whisper, from.clone(), NOW_MS / 1000, payload);
+        let (_, body) = message.encode_body(None);
+        let mut dec = FrameDecoder::new(1 << 20);
+        dec.feed(&(body.len() as u32).to_be_bytes());
+        dec.feed(&body);
+        let frame = dec.next_frame().unwrap().unwrap();
+        st.on_frame(NOW_MS, conn, frame, &mut Vec::new());
+    }
+
+    fn hello(st: &mut Stack<ChordState>, conn: ConnId, id: &PeerId) {
+        let protocol = st.mesh().config().protocol.id().as_bytes().to_vec();
+        let payload = vec![
+            SubFlag::Handshake.as_u8().into(),
+            crate::protocol::id_to_packet(id),
+            Packet::bin(protocol),
+            Packet::Array(vec!["127.0.0.1".into(), 6000u64.into()]),
+            Packet::Array(vec![]),
+        ];
+        frame(st, conn, payload, id);
+    }
+
+    /// Found by the `chord_state` fuzzer: a meta on a second connection
+    /// claiming a connected peer's id moved the peer's ring entry to that
+    /// connection and judged it by that connection's id form, so a js2p
+    /// peer (str id, not allowed to store) became a storing peer.
+    #[test]
+    fn a_meta_on_a_standby_connection_changes_nothing() {
+        let me = PeerId::from("4MeMeMeMeMeMe");
+        let mesh = MeshState::new(me, PeerAddr::new("127.0.0.1", 4444), MeshConfig::default());
+        let mut st = Stack::new(mesh, ChordState::new(ChordConfig::default()));
+        let bytes = Bytes::from_static(b"5fk3UgXbCxfH");
+        let (js, py) = (
+            PeerId::new(bytes.clone(), IdWire::Str),
+            PeerId::new(bytes, IdWire::Bin),
+        );
+        for conn in [1, 2] {
+            st.on_open(
+                NOW_MS,
+                conn,
+                false,
+                format!("127.0.0.1:{conn}"),
+                None,
+                &mut Vec::new(),
+            );
+        }
+        hello(&mut st, 1, &js);
+        hello(&mut st, 2, &py);
+        assert_eq!(st.mesh().conn_of(&js), Some(1), "the mesh keeps the first");
+        let stores = vec![SubFlag::Handshake.as_u8().into(), "0".into()];
+        frame(&mut st, 2, stores.clone(), &py);
+        assert_eq!(st.layer().storing_peers().count(), 0);
+        assert_eq!(st.layer().stats().standby_metas, 1);
+        // On the peer's own connection the meta counts: refused, str id.
+        frame(&mut st, 1, stores, &js);
+        assert_eq!(st.layer().storing_peers().count(), 0);
+        assert_eq!(st.layer().stats().refused_storers, 1);
+    }
+
+    /// Found by the `chord_state` fuzzer: when a standby took over a
+    /// storing peer (its first connection closed), the peer kept storing
+    /// even though the standby's id came as str (js2p's, not allowed to
+    /// store).
+    #[test]
+    fn a_standby_that_takes_over_is_judged_by_its_own_id_form() {
+        let me = PeerId::from("4MeMeMeMeMeMe");
+        let mesh = MeshState::new(me, PeerAddr::new("127.0.0.1", 4444), MeshConfig::default());
+        let mut st = Stack::new(mesh, ChordState::new(ChordConfig::default()));
+        let bytes = Bytes::from_static(b"2ZKAafyLC1r6");
+        let (py, js) = (
+            PeerId::new(bytes.clone(), IdWire::Bin),
+            PeerId::new(bytes, IdWire::Str),
+        );
+        for conn in [1, 2] {
+            st.on_open(
+                NOW_MS,
+                conn,
+                false,
+                format!("127.0.0.1:{conn}"),
+                None,
+                &mut Vec::new(),
+            );
+        }
+        hello(&mut st, 1, &py);
+        frame(
+            &mut st,
+            1,
+            vec![SubFlag::Handshake.as_u8().into(), "0".into()],
+            &py,
+        );
+        assert_eq!(st.layer().storing_peers().count(), 1, "a py2p peer stores");
+        hello(&mut st, 2, &js);
+        st.on_closed(NOW_MS, 1, &mut Vec::new());
+        assert_eq!(st.mesh().conn_of(&py), Some(2), "the standby took over");
+        assert_eq!(st.layer().storing_peers().count(), 0);
+    }
 
     #[test]
     fn meta_reads_as_python_int() {

@@ -60,6 +60,7 @@
 use std::any::Any;
 
 use super::close::{CloseReason, SendError};
+use super::commands::Prepared;
 use super::output::{Action, ConnId, Delivery, DialId, MeshEvent, ValidationId};
 use super::state::MeshState;
 use super::validation::Validation;
@@ -202,6 +203,32 @@ impl<'a> LayerCtx<'a> {
             packets,
             self.out,
         )
+    }
+
+    /// Encodes `[broadcast, me, now, flag, packets…]` without sending it,
+    /// for a layer that sends several messages as one operation: it
+    /// prepares them all, and sends them with
+    /// [`send_prepared`](Self::send_prepared) only once every one fits.
+    ///
+    /// # Errors
+    /// [`SendError::Codec`] if the message exceeds the frame limit.
+    pub fn prepare_broadcast(&self, flag: u8, packets: Vec<Packet>) -> Result<Prepared, SendError> {
+        Prepared::new(
+            self.mesh.id(),
+            self.now_ms,
+            flag.into(),
+            MainFlag::Broadcast,
+            packets,
+            &self.mesh.config().limits,
+        )
+    }
+
+    /// Sends a message made by [`prepare_broadcast`](Self::prepare_broadcast)
+    /// (as [`broadcast`](Self::broadcast) sends it). Returns its id.
+    pub fn send_prepared(&mut self, prepared: Prepared) -> MessageId {
+        let id = prepared.id();
+        self.mesh.send_prepared(prepared, self.out);
+        id
     }
 
     /// Dials `addr`, expecting the node `id` there: for a layer that keeps

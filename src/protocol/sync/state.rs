@@ -199,8 +199,16 @@ impl SyncState {
                 });
             }
         }
-        for (key, value) in items {
-            ctx.broadcast(SubFlag::Store.as_u8(), vec![key.to_packet(), value.clone()])?;
+        // Every message is encoded before any is sent: a key or value too
+        // large for a frame fails the whole update, not the keys after it.
+        let prepared = items
+            .iter()
+            .map(|(key, value)| {
+                ctx.prepare_broadcast(SubFlag::Store.as_u8(), vec![key.to_packet(), value.clone()])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for ((key, value), prepared) in items.into_iter().zip(prepared) {
+            ctx.send_prepared(prepared);
             self.apply(key, Arc::new(value), meta.clone());
         }
         Ok(())
@@ -512,5 +520,54 @@ impl Layer for SyncState {
             }
             self.pump_catch_up(ctx, conn, CATCH_UP_PER_TICK);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::protocol::mesh::{MeshConfig, MeshState, SendError};
+    use crate::protocol::{CodecLimits, PeerAddr};
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn mesh(max_frame_len: usize) -> MeshState {
+        let config = MeshConfig {
+            limits: CodecLimits {
+                max_frame_len,
+                ..CodecLimits::default()
+            },
+            ..MeshConfig::default()
+        };
+        MeshState::new(PeerId::from("me"), PeerAddr::new("127.0.0.1", 1), config)
+    }
+
+    /// Found by the `sync_state` fuzzer: an update whose second key is too
+    /// large for a frame stored and broadcast the first before failing
+    /// (the docs promise all or nothing).
+    #[test]
+    fn an_update_that_cannot_be_sent_whole_stores_nothing() {
+        let mut mesh = mesh(1024);
+        let mut out = Vec::new();
+        let mut sync = SyncState::new(SyncConfig::default());
+        let mut ctx = LayerCtx::new(&mut mesh, NOW_MS, &mut out);
+        let huge = SyncKey::from(Bytes::from(vec![b'k'; 2000]));
+        let r = sync.update(
+            &mut ctx,
+            vec![("a".into(), 1u64.into()), (huge, 2u64.into())],
+        );
+        assert!(
+            matches!(r, Err(SyncError::Send(SendError::Codec(_)))),
+            "{r:?}"
+        );
+        assert!(sync.store().is_empty(), "{:?}", sync.store());
+        assert!(sync.take_events().is_empty());
+        // The first key alone still goes.
+        let mut ctx = LayerCtx::new(&mut mesh, NOW_MS, &mut out);
+        sync.update(&mut ctx, vec![("a".into(), 1u64.into())])
+            .unwrap();
+        assert_eq!(sync.store().len(), 1);
     }
 }
