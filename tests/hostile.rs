@@ -500,3 +500,60 @@ async fn large_frames_announced_but_never_sent() {
     }
     t.close().await;
 }
+
+/// A peer that reads a trickle, just enough to let M's queue to it dip
+/// below half now and then, would hold M's relaying to its pace: it is
+/// closed once it fails to drain to a quarter within the slow-peer
+/// timeout, and A and B lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_a_trickle() {
+    let t = trio(
+        base()
+            .send_buffer(256 << 10)
+            .slow_peer_timeout(Duration::from_secs(1)),
+    )
+    .await;
+    let mut s = t.attacker(&[]).await;
+    let trickle = tokio::spawn(async move {
+        // About 25 KiB/s, until M closes the connection.
+        let mut buf = [0u8; 512];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    let payload = "x".repeat(16 * 1024);
+    let count = 1000;
+    let sending = {
+        let a = t.a.clone();
+        tokio::spawn(async move {
+            for i in 0..count {
+                a.send(packets![format!("bulk-{i}"), payload.clone()])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for i in 0..count {
+        let m = tokio::time::timeout(WAIT, t.b.next_message())
+            .await
+            .expect("bulk")
+            .unwrap();
+        assert_eq!(m.packets()[0].as_str(), Some(format!("bulk-{i}").as_str()));
+    }
+    sending.await.unwrap();
+    tokio::time::timeout(WAIT, trickle)
+        .await
+        .expect("the trickling peer was never closed")
+        .unwrap();
+    let snap = t.m.snapshot().await.unwrap();
+    assert!(
+        snap.slow_peers_dropped >= 1,
+        "the trickling peer was not dropped"
+    );
+    t.attacker_gone().await;
+    t.still_works("after-trickle").await;
+    t.close().await;
+}

@@ -144,8 +144,8 @@ fn a_failover_to_a_standby_connection_sends_the_peer_list() {
         "no peer list reached B on the connection it kept: {events:?}"
     );
     // And broadcasts flow both ways over it.
-    rig.broadcast(A, packets!["to b"]);
-    rig.broadcast(B, packets!["to a"]);
+    rig.broadcast(A, packets!["to b"]).expect("broadcast");
+    rig.broadcast(B, packets!["to a"]).expect("broadcast");
     rig.settle();
     assert_eq!(rig.take_deliveries(B).len(), 1);
     assert_eq!(rig.take_deliveries(A).len(), 1);

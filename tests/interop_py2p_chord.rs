@@ -64,6 +64,23 @@ async fn rs_read(r: &ChordSocket, key: String, want: Packet) {
     .await;
 }
 
+/// Waits until py2p counts `n` storing peers.
+fn py_wait_storing(p: &mut NodeProcess, n: usize) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (got, peers) = py_storing_peers(p);
+        if got == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {n} storing peers expected: {peers}",
+            p.name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 async fn wait_storing(r: &ChordSocket, n: usize) {
     let r = r.clone();
     wait_until("storing peers at rs2p", WAIT, move || {
@@ -86,28 +103,28 @@ async fn a_mixed_ring_reads_writes_joins_and_unjoins() {
     let mut p2 = NodeProcess::py2p_chord("P2", true);
     let r1 = rs_chord().await;
     let r2 = rs_chord().await;
-    // Every kind dials and is dialled: R1→P1, R1→P2, P2→R2, P2→P1, R2→R1.
-    r1.mesh().connect("127.0.0.1", p1.port, None).await.unwrap();
-    r1.mesh().connect("127.0.0.1", p2.port, None).await.unwrap();
-    p2.connect(r2.mesh().addr().port());
+    // Every kind dials and is dialled: P2→P1, R1→P1, then R1→P2 (from
+    // P1's peer list), P2→R2, then R2→P1 and R2→R1 (from P2's list). One
+    // step at a time, each on a pair that has no connection yet: py2p
+    // resolves two connections between the same pair (a double dial, or
+    // a dial to a peer it already has) by its id rule alone, and then
+    // routes over the connection it has just closed (py2p/mesh.py,
+    // `__handle_handshake` after `__resolve_connection_conflict`), which
+    // leaves it unable to reach that peer. rs2p cannot repair py2p's
+    // table; what rs2p does in a double dial is tested in tests/identity.rs.
     p2.connect(p1.port);
-    r2.mesh()
-        .connect("127.0.0.1", r1.mesh().addr().port(), None)
-        .await
-        .unwrap();
-    r2.mesh().connect("127.0.0.1", p1.port, None).await.unwrap();
-    wait_storing(&r1, 3).await;
-    wait_storing(&r2, 3).await;
+    py_wait_storing(&mut p1, 1);
+    py_wait_storing(&mut p2, 1);
+    r1.mesh().connect("127.0.0.1", p1.port, None).await.unwrap();
+    wait_storing(&r1, 2).await;
     for p in [&mut p1, &mut p2] {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let (n, peers) = py_storing_peers(p);
-            if n == 3 {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{}: {peers}", p.name);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        py_wait_storing(p, 2);
+    }
+    p2.connect(r2.mesh().addr().port());
+    wait_storing(&r2, 3).await;
+    wait_storing(&r1, 3).await;
+    for p in [&mut p1, &mut p2] {
+        py_wait_storing(p, 3);
     }
 
     // rs2p writes, py2p reads (bin keys, as py2p's API makes them).

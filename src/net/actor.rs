@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+use super::congestion::Congestion;
 use super::connection::{self, ConnHandle, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
@@ -122,6 +123,8 @@ pub(crate) enum Internal {
     Frames {
         conn: ConnId,
         frames: Vec<crate::protocol::Frame>,
+        /// Their bytes, counted in the connection's backlog.
+        bytes: usize,
         /// When the read loop split them.
         arrived: Instant,
     },
@@ -181,6 +184,8 @@ pub(crate) struct Actor {
     pub(crate) arrived: Option<Instant>,
     /// Receive-queue drops not reported yet, and when they last were.
     pub(crate) overflow: Overflow,
+    /// Which peers' send queues are over half their bound.
+    pub(crate) congestion: Congestion,
 }
 
 /// Rate-limits [`Event::QueueOverflow`].
@@ -240,7 +245,7 @@ impl Actor {
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
-            let sends_blocked = !sends.is_empty() && self.peer_queues_high();
+            let sends_blocked = !sends.is_empty() && self.congestion.is_congested();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -299,6 +304,7 @@ impl Actor {
                 _ = tick.tick() => {
                     let now_ms = unix_now_ms();
                     self.node.on_tick(now_ms, &mut out);
+                    self.close_overdue_slow_peers(now_ms, &mut out);
                     self.report_overflow(now_ms);
                     self.mirror_metrics();
                 }
@@ -323,14 +329,6 @@ impl Actor {
         for done in close_waiters {
             let _ = done.send(());
         }
-    }
-
-    /// Whether some peer's send queue holds more than half its bound.
-    fn peer_queues_high(&self) -> bool {
-        let high = self.spawner.settings.send_buffer / 2;
-        self.conns
-            .values()
-            .any(|c| c.handle.queued.load(Ordering::Relaxed) > high)
     }
 
     fn adopt_stream(
@@ -448,11 +446,15 @@ impl Actor {
             Internal::Frames {
                 conn,
                 frames,
+                bytes,
                 arrived,
             } => {
                 self.arrived = Some(arrived);
                 for frame in frames {
                     self.node.on_frame(now_ms, conn, frame, out);
+                }
+                if let Some(entry) = self.conns.get(&conn) {
+                    entry.handle.backlog.handled(bytes);
                 }
             }
             Internal::Closed { conn, error } => {
@@ -468,7 +470,10 @@ impl Actor {
                 });
             }
             Internal::Drained { conn } => {
-                if self.conns.contains_key(&conn) {
+                if let Some(entry) = self.conns.get(&conn) {
+                    let queued = entry.handle.queued.load(Ordering::Relaxed);
+                    let bound = self.spawner.settings.send_buffer;
+                    self.congestion.drained(conn, queued, bound);
                     self.node.on_writable(now_ms, conn, out);
                 }
             }
@@ -593,6 +598,22 @@ impl Actor {
         }
     }
 
+    /// Closes the peers that went over half their send bound and have not
+    /// drained to a quarter within the slow-peer timeout (see
+    /// `Congestion`): one peer must not hold the others back longer.
+    fn close_overdue_slow_peers(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        for conn in self.congestion.overdue(now_ms) {
+            tracing::debug!(conn, "send queue over half its bound for too long: closing");
+            self.slow_dropped += 1;
+            self.probes.dropped(Dropped::SlowPeer);
+            self.node.with_mesh(now_ms, out, |m, out| {
+                m.close(now_ms, conn, CloseReason::TooSlow, out)
+            });
+            // Gone from the mesh's view even if it was not handshaken yet.
+            self.congestion.forget(conn);
+        }
+    }
+
     fn carry_out(&mut self, out: &mut Vec<Action>) {
         // Actions may produce more actions (a slow peer's close): loop until
         // none are left.
@@ -608,11 +629,14 @@ impl Actor {
         match action {
             Action::Send { conn, frame } => {
                 let limit = self.spawner.settings.send_buffer;
-                let full = match self.conns.get(&conn) {
-                    Some(entry) => !entry.handle.try_queue(frame, limit),
-                    None => false,
+                let queued = match self.conns.get(&conn) {
+                    Some(entry) => entry.handle.try_queue(frame, limit),
+                    None => Some(0),
                 };
-                if full {
+                if queued.is_some_and(|q| q > limit / 2) {
+                    self.congestion.over(conn);
+                }
+                if queued.is_none() {
                     self.slow_dropped += 1;
                     self.probes.dropped(Dropped::SlowPeer);
                     let now_ms = unix_now_ms();
@@ -622,6 +646,7 @@ impl Actor {
                 }
             }
             Action::Close { conn, reason } => {
+                self.congestion.forget(conn);
                 if let Some(entry) = self.conns.remove(&conn) {
                     entry.handle.cancel.cancel();
                     self.probes.forgotten(entry.outgoing);

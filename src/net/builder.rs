@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::{Actor, Inbox, NodeLimits};
+use super::congestion::Congestion;
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
 use super::message::{Connection, Message};
@@ -56,6 +57,7 @@ pub struct MeshBuilder {
     stall_timeout: Duration,
     idle_timeout: Option<Duration>,
     keepalive: Option<Duration>,
+    slow_peer_timeout: Duration,
     validation: Option<ValidationChoice>,
     #[cfg(feature = "metrics")]
     metrics_group: Option<(super::metrics::MetricsGroup, String)>,
@@ -93,6 +95,7 @@ impl Default for MeshBuilder {
             stall_timeout: Duration::from_secs(60),
             idle_timeout: None,
             keepalive: None,
+            slow_peer_timeout: Duration::from_secs(5),
             validation: None,
             #[cfg(feature = "metrics")]
             metrics_group: None,
@@ -136,8 +139,28 @@ impl MeshBuilder {
     /// Bytes that may wait to be written to one peer; a peer that lets
     /// more pile up is too slow and is disconnected, so it can neither stall
     /// the node nor grow its memory. Default 4 MiB.
+    ///
+    /// Past half of it the node is congested: it stops reading from its
+    /// other peers (and the application's `send().await` waits) until the
+    /// queue drains below half, so a fast sender is slowed down through
+    /// the relays by TCP instead of having slower peers dropped; see
+    /// [`slow_peer_timeout`](Self::slow_peer_timeout).
     pub fn send_buffer(mut self, bytes: usize) -> Self {
         self.send_buffer = bytes;
+        self
+    }
+
+    /// How long a peer whose send queue went over half of
+    /// [`send_buffer`](Self::send_buffer) has to drain it to a quarter
+    /// before it is closed as too slow
+    /// ([`CloseReason::TooSlow`](crate::protocol::mesh::CloseReason)).
+    /// While a queue is over half the node reads only from peers that are
+    /// themselves congested, so this bounds how long one slow peer can
+    /// hold the others back: a peer must read at least a quarter of the
+    /// bound per timeout (1 MiB in 5 s by default) to stay. Default 5 s;
+    /// at least 10 ms.
+    pub fn slow_peer_timeout(mut self, timeout: Duration) -> Self {
+        self.slow_peer_timeout = timeout.max(Duration::from_millis(10));
         self
     }
 
@@ -414,6 +437,7 @@ impl MeshBuilder {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let (congested_tx, congested) = watch::channel(false);
         #[cfg(feature = "metrics")]
         let probes = match &self.metrics_group {
             Some((group, label)) => Probes::in_group(group, Some(label), transport.name()),
@@ -442,7 +466,9 @@ impl MeshBuilder {
                 ids: Arc::new(ConnIds::default()),
                 transport,
                 probes: probes.clone(),
+                congested,
             },
+            congestion: Congestion::new(congested_tx, self.slow_peer_timeout),
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
             queue_dropped: 0,

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,6 +27,60 @@ pub(crate) struct ConnHandle {
     /// Bytes queued and not yet written; bounded by `ConnSettings::send_buffer`.
     pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) cancel: CancellationToken,
+    /// Frames read and not yet handled by the actor.
+    pub(crate) backlog: Arc<Backlog>,
+}
+
+/// A connection's frames read and handed to the actor but not handled by
+/// it yet. The read loop keeps them within a limit (it reads no more than
+/// the room left, and waits when there is none): what one peer can have in
+/// flight stays small (a flooding peer cannot fill the actor's channel
+/// ahead of everyone else), and when the node becomes congested (see
+/// [`Gate`]) the frames already read, which still have to be relayed, fit
+/// in the half of a send queue above the congestion mark.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    bytes: AtomicUsize,
+    limit: usize,
+    handled: Notify,
+}
+
+impl Backlog {
+    /// A backlog for send queues of `send_buffer` bytes: an eighth of
+    /// it, within 8 KiB and 256 KiB.
+    fn for_send_buffer(send_buffer: usize) -> Self {
+        Backlog {
+            bytes: AtomicUsize::new(0),
+            limit: (send_buffer / 8).clamp(8 << 10, 256 << 10),
+            handled: Notify::new(),
+        }
+    }
+
+    /// The actor handled `bytes` of this connection's frames.
+    pub(crate) fn handled(&self, bytes: usize) {
+        let before = self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= self.limit && before - bytes < self.limit {
+            self.handled.notify_one();
+        }
+    }
+
+    /// Waits until the backlog is under its limit; returns the room left,
+    /// or `None` if the connection was cancelled meanwhile.
+    async fn room(&self, cancel: &CancellationToken) -> Option<usize> {
+        loop {
+            let handled = self.handled.notified();
+            tokio::pin!(handled);
+            handled.as_mut().enable();
+            let bytes = self.bytes.load(Ordering::Acquire);
+            if bytes < self.limit {
+                return Some(self.limit - bytes);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                () = handled => {}
+            }
+        }
+    }
 }
 
 /// Settings the connection tasks need.
@@ -47,20 +101,21 @@ pub(crate) struct ConnSettings {
 pub(crate) struct ConnIds(AtomicU64);
 
 impl ConnHandle {
-    /// Queues a frame unless that would exceed `limit` bytes waiting;
-    /// returns false when the peer is too slow.
-    pub(crate) fn try_queue(&self, frame: Bytes, limit: usize) -> bool {
+    /// Queues a frame unless that would exceed `limit` bytes waiting.
+    /// Returns the bytes now waiting, or `None` when the peer is too slow.
+    pub(crate) fn try_queue(&self, frame: Bytes, limit: usize) -> Option<usize> {
         let len = frame.len();
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > limit {
             self.queued.fetch_sub(len, Ordering::Relaxed);
-            return false;
+            return None;
         }
         // A closed connection drops the frame; its closing is reported apart.
         if self.frames.send(frame).is_err() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Some(before);
         }
-        true
+        Some(before + len)
     }
 }
 
@@ -93,10 +148,13 @@ pub(crate) async fn start(
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicUsize::new(0));
     let cancel = spawner.cancel.child_token();
+    let gate_queued = queued.clone();
+    let backlog = Arc::new(Backlog::for_send_buffer(spawner.settings.send_buffer));
     let handle = ConnHandle {
         frames: tx,
         queued: queued.clone(),
         cancel: cancel.clone(),
+        backlog: backlog.clone(),
     };
     // Opened goes first on the channel, so the actor knows the connection
     // before any of its frames.
@@ -128,6 +186,12 @@ pub(crate) async fn start(
         },
         probes.clone(),
     ));
+    let gate = Gate {
+        congested: spawner.congested.clone(),
+        queued: gate_queued,
+        half: spawner.settings.send_buffer / 2,
+        backlog,
+    };
     tracker.spawn(read_loop(
         reader,
         peer,
@@ -135,7 +199,52 @@ pub(crate) async fn start(
         cancel,
         spawner.settings.clone(),
         probes.clone(),
+        gate,
     ));
+}
+
+/// Flow control through a relay. While some peer's send queue holds more
+/// than half its bound, the node is *congested*: it stops reading from
+/// every connection whose own queue is not over half. What it would read
+/// there could only be relayed into the full queues, so the bytes wait in
+/// the kernel and TCP slows the senders down, hop by hop back to the
+/// application that sends too fast (whose `send().await` waits, see the
+/// actor). Connections that are themselves congested are still read, so
+/// two relays full towards each other both keep draining. A peer that
+/// stays over half for too long is closed as too slow by the actor.
+struct Gate {
+    /// Whether the node is congested; published by the actor.
+    congested: watch::Receiver<bool>,
+    /// This connection's send queue.
+    queued: Arc<AtomicUsize>,
+    half: usize,
+    /// This connection's frames not handled by the actor yet.
+    backlog: Arc<Backlog>,
+}
+
+impl Gate {
+    /// Waits while this connection may not be read: while its backlog at
+    /// the actor is full, or the node is congested and this connection is
+    /// not. Returns how many bytes may be read, or `None` if the connection
+    /// was cancelled meanwhile.
+    async fn pass(&mut self, cancel: &CancellationToken) -> Option<usize> {
+        let room = self.backlog.room(cancel).await?;
+        loop {
+            if !*self.congested.borrow_and_update()
+                || self.queued.load(Ordering::Relaxed) > self.half
+            {
+                return Some(room);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                changed = self.congested.changed() => {
+                    if changed.is_err() {
+                        return Some(room);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Who is at the other end of a connection, for the read loop's errors.
@@ -178,6 +287,7 @@ async fn read_loop(
     cancel: CancellationToken,
     settings: ConnSettings,
     probes: Probes,
+    mut gate: Gate,
 ) {
     let conn = peer.conn;
     let mut decoder = FrameDecoder::new(settings.max_frame_len);
@@ -191,9 +301,12 @@ async fn read_loop(
         } else {
             settings.idle_timeout
         };
+        let Some(room) = gate.pass(&cancel).await else {
+            break None;
+        };
         let read = tokio::select! {
             _ = cancel.cancelled() => break None,
-            read = read_within(&mut reader, &mut decoder, limit) => read,
+            read = read_within(&mut reader, &mut decoder, limit, room) => read,
         };
         match read {
             Some(Ok(0)) => {
@@ -233,9 +346,12 @@ async fn read_loop(
         }
         if !frames.is_empty() {
             probes.frames_in(frames.len() as u64);
+            let bytes = frames.iter().map(|f| f.raw().len()).sum();
+            gate.backlog.bytes.fetch_add(bytes, Ordering::AcqRel);
             let batch = Internal::Frames {
                 conn,
                 frames,
+                bytes,
                 arrived,
             };
             if internal.send(batch).await.is_err() {
@@ -279,9 +395,12 @@ async fn read_within(
     reader: &mut ByteReader,
     decoder: &mut FrameDecoder,
     limit: Option<Duration>,
+    most: usize,
 ) -> Option<std::io::Result<usize>> {
     decoder.prepare_read();
-    let read = reader.read_buf(decoder.buffer_mut());
+    let most = decoder.cap_read(most);
+    let mut buffer = decoder.buffer_mut().limit(most);
+    let read = reader.read_buf(&mut buffer);
     let read = match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
         None => Some(read.await),
@@ -355,12 +474,14 @@ async fn write_loop(
         }
         probes.written(frames, bytes);
         peak = peak.max(before);
-        // Crossing below half the bound lets the actor take the
-        // application's sends again; emptying after a burst lets a layer
-        // send its next part.
-        let below_half = before > drains.half && before - bytes <= drains.half;
+        // Crossing below half the bound ends the node's congestion (the
+        // actor reads the other peers and takes the application's sends
+        // again); below a quarter, this peer is keeping up again (see
+        // `Congestion`); emptying after a burst lets a layer send its
+        // next part.
+        let crossed = |mark: usize| before > mark && before - bytes <= mark;
         let emptied = before == bytes && std::mem::take(&mut peak) >= DRAIN_NOTICE;
-        if below_half || emptied {
+        if crossed(drains.half) || crossed(drains.half / 2) || emptied {
             let drained = Internal::Drained { conn: drains.conn };
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -395,4 +516,6 @@ pub(crate) struct Spawner {
     pub(crate) ids: Arc<ConnIds>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) probes: Probes,
+    /// Whether the node is congested (see [`Gate`]).
+    pub(crate) congested: watch::Receiver<bool>,
 }

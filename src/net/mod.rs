@@ -3,6 +3,7 @@
 
 mod actor;
 mod builder;
+mod congestion;
 mod connection;
 mod error;
 mod inspect;

@@ -114,6 +114,15 @@ impl FrameDecoder {
         self.offered = self.buf.capacity() - self.buf.len();
     }
 
+    /// Caps the room offered to the next read (after
+    /// [`prepare_read`](Self::prepare_read)) at `max` bytes, at least one;
+    /// returns the room offered. A reader that must not take in more than
+    /// some amount reads at most this much.
+    pub fn cap_read(&mut self, max: usize) -> usize {
+        self.offered = self.offered.min(max.max(1));
+        self.offered
+    }
+
     /// Bytes buffered that do not yet form a whole frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
