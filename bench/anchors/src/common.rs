@@ -363,6 +363,10 @@ pub fn loadavg() -> Option<f64> {
 pub struct Throughput {
     pub n: u64,
     pub outcome: Outcome,
+    /// Distinct messages node 3's application had when the run ended
+    /// (`n` for a finished run; `n - delivered` were lost or still in
+    /// flight for a stalled one).
+    pub delivered: u64,
     pub duplicates: u64,
     /// Free-form counts a contender wants reported (e.g. publish back-offs).
     pub notes: Vec<(String, u64)>,

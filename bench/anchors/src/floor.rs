@@ -171,6 +171,7 @@ pub async fn throughput(
     Ok(Throughput {
         n,
         outcome,
+        delivered: arrivals.got(),
         duplicates: 0,
         notes: Vec::new(),
     })

@@ -445,6 +445,7 @@ pub async fn throughput(
     Ok(Throughput {
         n,
         outcome,
+        delivered: arrivals.got(),
         duplicates: arrivals.duplicates(),
         notes: vec![
             ("publish back-offs (1 ms)".into(), stats.backoffs),

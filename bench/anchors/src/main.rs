@@ -276,6 +276,9 @@ struct Run {
     kind: &'static str,
     result: Result<Value, String>,
     rate: Option<f64>,
+    /// Throughput runs: messages sent and delivered (distinct).
+    sent: u64,
+    delivered: u64,
     p50: Option<Duration>,
     p99: Option<Duration>,
     others_cores: Option<f64>,
@@ -323,7 +326,8 @@ fn throughput_json(t: &Throughput) -> Value {
     };
     let notes: serde_json::Map<String, Value> =
         t.notes.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    json!({"messages": t.n, "outcome": outcome, "duplicates": t.duplicates, "notes": notes})
+    json!({"messages": t.n, "outcome": outcome, "delivered": t.delivered,
+           "lost": t.n.saturating_sub(t.delivered), "duplicates": t.duplicates, "notes": notes})
 }
 
 fn describe(t: &Throughput) -> String {
@@ -349,6 +353,69 @@ fn describe(t: &Throughput) -> String {
         }
     }
     s
+}
+
+/// One ratio between two contenders, taken round by round.
+struct Paired {
+    what: &'static str,
+    a: Contender,
+    b: Contender,
+    per_round: Vec<Option<f64>>,
+    median: Option<f64>,
+}
+
+/// rs2p Plaintext's throughput over every other contender's, SSL's and
+/// wss's over Plaintext's, and each rs2p transport's latency p50 over the
+/// floor's: each round's pair ran minutes apart at most, so the ratio is
+/// steadier under the machine's other load than either figure.
+fn paired_ratios(runs: &[Run], contenders: &[Contender], rounds: usize) -> Vec<Paired> {
+    use Contender::*;
+    let has = |c: Contender| contenders.contains(&c);
+    let mut pairs: Vec<(&'static str, Contender, Contender)> = Vec::new();
+    for b in [Gossipsub, Floodsub, Floor, Py2p] {
+        pairs.push(("throughput", Rs2pPlain, b));
+    }
+    pairs.push(("throughput", Rs2pSsl, Rs2pPlain));
+    pairs.push(("throughput", Rs2pWss, Rs2pPlain));
+    for a in [Rs2pPlain, Rs2pSsl, Rs2pWss] {
+        pairs.push(("latency p50", a, Floor));
+    }
+    pairs.push(("latency p50", Rs2pSsl, Rs2pPlain));
+    pairs.push(("latency p50", Rs2pWss, Rs2pPlain));
+    let figure = |c: Contender, round: usize, what: &str| -> Option<f64> {
+        let r = runs.iter().find(|r| {
+            r.contender == c
+                && r.round == round
+                && r.kind
+                    == if what == "throughput" {
+                        "throughput"
+                    } else {
+                        "latency"
+                    }
+        })?;
+        if what == "throughput" {
+            r.rate
+        } else {
+            us(r.p50)
+        }
+    };
+    pairs
+        .into_iter()
+        .filter(|&(_, a, b)| has(a) && has(b))
+        .map(|(what, a, b)| {
+            let per_round: Vec<Option<f64>> = (0..rounds)
+                .map(|k| Some(figure(a, k, what)? / figure(b, k, what)?))
+                .collect();
+            let done: Vec<f64> = per_round.iter().flatten().copied().collect();
+            Paired {
+                what,
+                a,
+                b,
+                median: median(&done),
+                per_round,
+            }
+        })
+        .collect()
 }
 
 fn main() {
@@ -430,6 +497,8 @@ fn main() {
                 round,
                 kind: "throughput",
                 rate: t.as_ref().ok().and_then(Throughput::rate),
+                sent: t.as_ref().map_or(0, |t| t.n),
+                delivered: t.as_ref().map_or(0, |t| t.delivered),
                 result: t.as_ref().map(throughput_json).map_err(Clone::clone),
                 p50: None,
                 p99: None,
@@ -473,6 +542,8 @@ fn main() {
                 round,
                 kind: "latency",
                 rate: None,
+                sent: 0,
+                delivered: 0,
                 p50: ok.and_then(|l| l.p50),
                 p99: ok.and_then(|l| l.p99),
                 result: l
@@ -504,6 +575,8 @@ fn main() {
         p99: Option<f64>,
         lat_done: usize,
         lat_tried: usize,
+        sent: u64,
+        delivered: u64,
     }
     let rows: Vec<Row> = contenders
         .iter()
@@ -531,6 +604,8 @@ fn main() {
                 p99: median(&p99s),
                 lat_done: p50s.len(),
                 lat_tried: lat.len(),
+                sent: tp.iter().map(|r| r.sent).sum(),
+                delivered: tp.iter().map(|r| r.delivered).sum(),
             }
         })
         .collect();
@@ -543,6 +618,7 @@ fn main() {
         .find(|r| r.c == Contender::Floor)
         .and_then(|r| r.p50);
     let others: Vec<f64> = runs.iter().filter_map(|r| r.others_cores).collect();
+    let paired = paired_ratios(&runs, &contenders, o.runs);
 
     println!();
     println!(
@@ -551,9 +627,9 @@ fn main() {
         o.runs
     );
     println!(
-        "| contender | messages/run | msgs/s (median) | slowest–fastest | ÷ rs2p Plaintext | runs done | latency p50 | latency p99 | p50 ÷ floor p50 |"
+        "| contender | messages/run | msgs/s (median) | slowest–fastest | ÷ rs2p Plaintext | runs done | delivered/sent (lost) | latency p50 | latency p99 | p50 ÷ floor p50 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let ratio = match (r.rate, base) {
             (Some(a), Some(b)) => format!("{:.3}×", a / b),
@@ -564,7 +640,7 @@ fn main() {
             _ => "–".into(),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {}/{} | {}/{} ({}) | {} | {} | {} |",
             r.c.label(),
             r.n,
             r.rate.map_or("stalled".into(), fmt_rate),
@@ -575,6 +651,9 @@ fn main() {
             ratio,
             r.done,
             r.tried,
+            r.delivered,
+            r.sent,
+            r.sent.saturating_sub(r.delivered),
             fmt_us(r.p50),
             fmt_us(r.p99),
             lat_ratio,
@@ -600,6 +679,29 @@ fn main() {
             .reduce(f64::max)
             .map_or("?".into(), |v| format!("{v:.2}")),
     );
+    if !paired.is_empty() {
+        println!();
+        println!(
+            "paired ratios: each round's figure over the same round's figure, median over rounds"
+        );
+        println!("| ratio | median | per round |");
+        println!("|---|---:|---|");
+        for p in &paired {
+            println!(
+                "| {} {} ÷ {} | {} | {} |",
+                p.what,
+                p.a.key(),
+                p.b.key(),
+                p.median.map_or("–".into(), |m| format!("{m:.3}×")),
+                p.per_round
+                    .iter()
+                    .map(|r| r.map_or("–".into(), |r| format!("{r:.3}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    println!();
     println!("built with {}", env!("ANCHORS_LIBP2P_VERSIONS"));
     for s in &skipped {
         println!("{s}");
@@ -633,6 +735,16 @@ fn main() {
                 "latency_p99_us_median": r.p99,
                 "latency_runs_done": r.lat_done,
                 "latency_p50_ratio_to_floor": r.p50.zip(floor_p50).map(|(a, b)| a / b),
+                "sent": r.sent,
+                "delivered": r.delivered,
+                "lost": r.sent.saturating_sub(r.delivered),
+            })).collect::<Vec<_>>(),
+            "paired_ratios": paired.iter().map(|p| json!({
+                "what": p.what,
+                "numerator": p.a.key(),
+                "denominator": p.b.key(),
+                "per_round": p.per_round,
+                "median": p.median,
             })).collect::<Vec<_>>(),
             "runs": runs.iter().map(|r| json!({
                 "contender": r.contender.key(),

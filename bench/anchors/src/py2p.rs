@@ -249,6 +249,7 @@ pub fn throughput(
     Ok(Throughput {
         n,
         outcome,
+        delivered: got,
         duplicates: done["dups"].as_u64().unwrap_or(0),
         notes: vec![("window (broadcasts ahead of node 3)".into(), window)],
     })

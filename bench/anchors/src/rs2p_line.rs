@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rs2p::{packets, MeshSocket, Protocol};
 
-use crate::common::{payload_str, Arrivals, Latency, LatencyResult, Throughput};
+use crate::common::{payload_str, Arrivals, Latency, LatencyResult, Outcome, Seen, Throughput};
 
 /// Binds four nodes that dial nobody from peer lists (`max_outgoing(0)`),
 /// and connects node i to node i−1: the line of `examples/line_api.rs`.
@@ -52,14 +52,29 @@ pub async fn throughput(
     let reader = nodes[3].clone();
     let counted = arrivals.clone();
     let recv = tokio::spawn(async move {
-        let mut got = 0u64;
-        while got < n {
-            match reader.next_message().await {
-                Ok(_) => {}
-                Err(_) => return,
+        // Counts distinct counters, as the libp2p receivers do (rs2p
+        // deduplicates by itself; this checks it).
+        let mut seen = Seen::new(n);
+        let mut fresh = |m: &rs2p::Message| {
+            let first = m
+                .packets()
+                .get(1)
+                .and_then(|p| p.as_u64())
+                .is_some_and(|i| seen.first(i));
+            if !first {
+                counted.duplicate();
             }
-            let k = 1 + reader.recv_many(4096).len() as u64;
-            got = counted.add(k);
+            u64::from(first)
+        };
+        while counted.got() < n {
+            let Ok(m) = reader.next_message().await else {
+                return;
+            };
+            let mut k = fresh(&m);
+            for m in reader.recv_many(4096) {
+                k += fresh(&m);
+            }
+            counted.add(k);
         }
     });
     let failure = Arc::new(Mutex::new(None::<String>));
@@ -83,11 +98,28 @@ pub async fn throughput(
         .await;
     send.abort();
     recv.abort();
+    let mut outcome = outcome;
+    if let Outcome::Stalled { why, .. } = &mut outcome {
+        // What each node saw, as examples/line_api.rs prints it.
+        for (i, node) in nodes.iter().enumerate() {
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), node.snapshot()).await {
+                why.push_str(&format!(
+                    "; node {i}: peers {} conns {} slow_peers_dropped {} queue_dropped {} errors {:?}",
+                    s.peers.len(),
+                    s.connections,
+                    s.slow_peers_dropped,
+                    s.queue_dropped,
+                    s.errors
+                ));
+            }
+        }
+    }
     close(nodes).await;
     Ok(Throughput {
         n,
         outcome,
-        duplicates: 0,
+        delivered: arrivals.got(),
+        duplicates: arrivals.duplicates(),
         notes: Vec::new(),
     })
 }
