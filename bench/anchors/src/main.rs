@@ -110,7 +110,7 @@ usage: anchors [--runs R] [--only a,b,..] [--messages N] [--n NAME=N]...
                [--latency L] [--warmup W] [--stall SECS] [--limit SECS]
                [--json PATH|-] [--python PATH] [--py2p-script PATH]
                [--py2p-window K] [--libp2p-window K] [--idle PCT]
-               [--idle-wait SECS]
+               [--idle-wait SECS] [--slow-peer-timeout SECS]
 
 contenders: rs2p-plain rs2p-ssl rs2p-wss gossipsub floodsub floor py2p
   --runs R         rounds; every contender runs once per round (default 3)
@@ -131,7 +131,9 @@ contenders: rs2p-plain rs2p-ssl rs2p-wss gossipsub floodsub floor py2p
                    node 3 (default 0: no pacing but gossipsub's own)
   --idle PCT       before each run, wait until the machine was PCT % idle
                    over a second (default 80) ...
-  --idle-wait SECS ... but no longer than this (default 30; 0: never wait)";
+  --idle-wait SECS ... but no longer than this (default 30; 0: never wait)
+  --slow-peer-timeout SECS  rs2p nodes' MeshBuilder::slow_peer_timeout
+                   (default: rs2p's, 5 s)";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -194,6 +196,10 @@ fn parse_args() -> Result<Options, String> {
             }
             "--idle" => o.idle = num(args.next(), "--idle")?.min(100) as f64 / 100.0,
             "--idle-wait" => o.idle_wait = Duration::from_secs(num(args.next(), "--idle-wait")?),
+            "--slow-peer-timeout" => {
+                let secs = num(args.next(), "--slow-peer-timeout")?;
+                let _ = rs2p_line::SLOW_PEER_TIMEOUT.set(Duration::from_secs(secs.max(1)));
+            }
             "--libp2p-window" => o.libp2p_window = num(args.next(), "--libp2p-window")?,
             "--py2p-window" => o.py2p_window = num(args.next(), "--py2p-window")?.max(1),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),

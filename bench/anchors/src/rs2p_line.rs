@@ -4,26 +4,30 @@
 //! "Transports"; SSL and wss run in the default compatibility mode (a
 //! fresh self-signed certificate per node).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rs2p::{packets, MeshSocket, Protocol};
 
 use crate::common::{payload_str, Arrivals, Latency, LatencyResult, Outcome, Seen, Throughput};
 
+/// `MeshBuilder::slow_peer_timeout` for every node, when `--slow-peer-timeout`
+/// sets one (rs2p's default otherwise).
+pub static SLOW_PEER_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
 /// Binds four nodes that dial nobody from peer lists (`max_outgoing(0)`),
 /// and connects node i to node i−1: the line of `examples/line_api.rs`.
 pub async fn start_line(encryption: &str) -> Result<Vec<MeshSocket>, rs2p::Error> {
     let mut nodes = Vec::new();
     for _ in 0..4 {
-        nodes.push(
-            MeshSocket::builder()
-                .protocol(Protocol::new("mesh", encryption))
-                .max_outgoing(0)
-                .recv_queue(1 << 22)
-                .bind("127.0.0.1:0")
-                .await?,
-        );
+        let mut builder = MeshSocket::builder()
+            .protocol(Protocol::new("mesh", encryption))
+            .max_outgoing(0)
+            .recv_queue(1 << 22);
+        if let Some(&t) = SLOW_PEER_TIMEOUT.get() {
+            builder = builder.slow_peer_timeout(t);
+        }
+        nodes.push(builder.bind("127.0.0.1:0").await?);
     }
     for i in 1..4 {
         let p = nodes[i - 1].addr().port();
