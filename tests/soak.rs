@@ -36,7 +36,7 @@ fn a_short_soak_loses_nothing_and_stays_bounded() {
         r["memory"], r["hostile"]
     );
     assert_eq!(r["ok"], true);
-    for key in ["lost", "duplicates", "late", "echoes", "excused"] {
+    for key in ["lost", "duplicates", "late", "echoes", "foreign", "excused"] {
         assert_eq!(u(&d[key]), 0, "{key}: {d}");
     }
     // 12 s at 50/s, to 11 other nodes: not a vacuous check.

@@ -131,8 +131,8 @@ fn hostile_id(rng: &mut Rng) -> PeerId {
     PeerId::new(bytes, IdWire::Bin)
 }
 
-/// A valid handshake from `id`, offering no compression.
-fn handshake(id: &PeerId) -> Vec<u8> {
+/// A valid handshake from `id` on `protocol`, offering no compression.
+fn handshake(id: &PeerId, protocol: &Protocol) -> Vec<u8> {
     frame(&InternalMessage::new(
         MainFlag::Whisper,
         id.clone(),
@@ -140,7 +140,7 @@ fn handshake(id: &PeerId) -> Vec<u8> {
         vec![
             SubFlag::Handshake.as_u8().into(),
             Packet::bin(id.bytes().clone()),
-            Packet::bin(Protocol::default().id().as_bytes().to_vec()),
+            Packet::bin(protocol.id().as_bytes().to_vec()),
             packets!["127.0.0.1", 9].into(),
             Packet::Array(Vec::new()),
         ],
@@ -214,9 +214,10 @@ pub async fn garbage_loop(
     }
 }
 
-/// Every 5 s, a peer that shakes hands with one of `targets()` and then
-/// sends broadcasts stamped an hour ahead.
+/// Every 5 s, a peer that shakes hands with one of `targets()` (on
+/// `protocol`) and then sends broadcasts stamped an hour ahead.
 pub async fn future_loop(
+    protocol: Protocol,
     targets: impl Fn(&mut Rng) -> Option<SocketAddr>,
     counts: Counts,
     stop: CancellationToken,
@@ -233,13 +234,14 @@ pub async fn future_loop(
         let id = hostile_id(&mut rng);
         let counts = counts.clone();
         let stop = stop.clone();
+        let hello = handshake(&id, &protocol);
         tokio::spawn(async move {
             let Ok(Ok(s)) = timeout(Duration::from_secs(2), TcpStream::connect(addr)).await else {
                 bump(&counts, |c| c.connect_failures += 1);
                 return;
             };
             let (mut rd, mut wr) = s.into_split();
-            if wr.write_all(&handshake(&id)).await.is_err() {
+            if wr.write_all(&hello).await.is_err() {
                 bump(&counts, |c| c.connect_failures += 1);
                 return;
             }

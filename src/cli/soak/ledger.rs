@@ -23,7 +23,8 @@
 //! A **duplicate** is any copy beyond the first at any receiver, honest or
 //! not, expected or not. A copy that arrives after its broadcast was
 //! judged is **late** (it may have been counted as a loss); a node
-//! receiving its own broadcast is an **echo**. All four must stay zero.
+//! receiving its own broadcast is an **echo**; a message that is not one
+//! of this run's broadcasts is **foreign**. All five must stay zero.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -75,12 +76,19 @@ pub struct Totals {
     pub late: u64,
     /// Copies of a node's own broadcast delivered to itself.
     pub echoes: u64,
+    /// Messages that were not this run's broadcasts (none expected: the
+    /// run has a subnet of its own).
+    pub foreign: u64,
 }
 
 impl Totals {
     /// Whether nothing went wrong.
     pub fn clean(&self) -> bool {
-        self.lost == 0 && self.duplicates == 0 && self.late == 0 && self.echoes == 0
+        self.lost == 0
+            && self.duplicates == 0
+            && self.late == 0
+            && self.echoes == 0
+            && self.foreign == 0
     }
 }
 
@@ -218,6 +226,11 @@ impl Ledger {
             Some(r) => r.1 += 1,
             None => p.receipts.push((receiver, 1, at)),
         }
+    }
+
+    /// A node received a message that is not one of this run's broadcasts.
+    pub fn foreign(&mut self) {
+        self.totals.foreign += 1;
     }
 
     /// A routing-table check at `at` found the honest nodes split.

@@ -8,13 +8,17 @@
 //!   future, a resend flooder);
 //! - `report`: `/proc/self` sampling, the table and the JSON.
 //!
-//! The mesh: `--nodes` honest nodes on 127.0.0.1, `--core` of which never
+//! The mesh: `--nodes` honest nodes on 127.0.0.1, on a subnet of its own
+//! (`soak-<seed>`: nodes of other meshes on this host — another soak, a
+//! test — are refused at the handshake even if a remembered address of a
+//! departed node now belongs to one of them), `--core` of which never
 //! leave (node `i` of the core dials node `i − 1`); the others dial a
 //! random core node and come and go: every `--churn-every` seconds one of
 //! them stops sending, leaves 2 s later (`close()`), and a new node takes
 //! its place. Every node sends keep-alives every 2 s and drops a
 //! connection silent for 10 s. A random node that is not leaving
-//! broadcasts `["soak", incarnation, seq, <16..payload random bytes>]`
+//! broadcasts `["soak", run, incarnation, seq, <16..payload random
+//! bytes>]` (`run` tells this run's broadcasts from any other's)
 //! `--rate` times a second. Every node's receive queue is drained into
 //! the ledger.
 
@@ -29,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rs2p::protocol::Rng;
+use rs2p::protocol::{Protocol, Rng};
 use rs2p::{packets, MeshSocket, Packet, PeerId};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -199,25 +203,39 @@ impl Roster {
     }
 }
 
+/// What every node of one soak run shares.
+#[derive(Clone, Debug)]
+struct Run {
+    /// The run's own subnet.
+    protocol: Protocol,
+    /// Tells this run's broadcasts from any other's.
+    id: u64,
+}
+
 /// Starts a node and drains its receive queue into the ledger.
-async fn start_node(inc: Inc, ledger: &Shared<Ledger>) -> Result<MeshSocket, String> {
+async fn start_node(inc: Inc, run: &Run, ledger: &Shared<Ledger>) -> Result<MeshSocket, String> {
     let node = MeshSocket::builder()
+        .protocol(run.protocol.clone())
         .keepalive(Some(KEEPALIVE))
         .idle_timeout(Some(IDLE))
         .bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot start a node on 127.0.0.1: {e}"))?;
-    let (rx, ledger) = (node.clone(), ledger.clone());
+    let (rx, ledger, run_id) = (node.clone(), ledger.clone(), run.id);
     tokio::spawn(async move {
         while let Ok(msg) = rx.next_message().await {
             let now = Instant::now();
             let p = msg.packets();
-            if let (Some("soak"), Some(origin), Some(seq)) = (
+            match (
                 p.first().and_then(Packet::as_str),
                 p.get(1).and_then(Packet::as_u64),
                 p.get(2).and_then(Packet::as_u64),
+                p.get(3).and_then(Packet::as_u64),
             ) {
-                lock(&ledger).receipt(inc, origin, seq, now);
+                (Some("soak"), Some(run), Some(origin), Some(seq)) if run == run_id => {
+                    lock(&ledger).receipt(inc, origin, seq, now);
+                }
+                _ => lock(&ledger).foreign(),
             }
         }
     });
@@ -288,6 +306,10 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
         warmup_s: (duration.as_secs_f64() / 4.0).min(120.0),
     };
     let mut rng = Rng::new(seed);
+    let run = Run {
+        protocol: Protocol::new(format!("soak-{seed:016x}"), "Plaintext"),
+        id: rng.next_u64(),
+    };
     let ledger: Shared<Ledger> = Arc::new(Mutex::new(Ledger::new(grace)));
     let roster: Shared<Roster> = Arc::new(Mutex::new(Roster::default()));
     let counts: Counts = Arc::new(Mutex::new(HostileCounts::default()));
@@ -304,7 +326,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
     );
     for i in 0..nodes {
         let inc = new_inc();
-        let node = start_node(inc, &ledger).await?;
+        let node = start_node(inc, &run, &ledger).await?;
         let target = if i == 0 {
             None
         } else if i < core {
@@ -332,7 +354,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
     let flooder = if args.no_hostile {
         None
     } else {
-        let node = start_node(FLOODER, &ledger).await?;
+        let node = start_node(FLOODER, &run, &ledger).await?;
         for k in 0..2 {
             let to = lock(&roster).slots[k].as_ref().map(|m| m.node.addr());
             if let Some(to) = to {
@@ -356,6 +378,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
     {
         let (roster, ledger, stop) = (roster.clone(), ledger.clone(), stop_load.clone());
         let mut rng = rng.fork();
+        let run_id = run.id;
         let period = Duration::from_secs_f64(1.0 / args.rate);
         let max_payload = args.payload;
         let send_errors = send_errors.clone();
@@ -380,7 +403,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
                 lock(&ledger).sending(inc, seq, Instant::now());
                 let sent = timeout(
                     OP,
-                    node.send(packets!["soak", inc, seq, Packet::bin(payload)]),
+                    node.send(packets!["soak", run_id, inc, seq, Packet::bin(payload)]),
                 )
                 .await;
                 if !matches!(sent, Ok(Ok(_))) {
@@ -399,7 +422,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
         let (roster, ledger, stop) = (roster.clone(), ledger.clone(), stop_load.clone());
         let mut rng = rng.fork();
         let every = Duration::from_secs_f64(args.churn_every);
-        let new_inc = new_inc.clone();
+        let (new_inc, run) = (new_inc.clone(), run.clone());
         Some(tokio::spawn(async move {
             let mut running = tokio::task::JoinSet::new();
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -428,7 +451,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
                     slot
                 };
                 let (roster, ledger, inc) = (roster.clone(), ledger.clone(), new_inc());
-                let mut rng = rng.fork();
+                let (mut rng, run) = (rng.fork(), run.clone());
                 running.spawn(async move {
                     tokio::time::sleep(QUIET).await;
                     let gone = lock(&roster).slots[victim].take();
@@ -437,7 +460,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
                         let _ = timeout(OP, m.node.close()).await;
                         lock(&roster).leaves += 1;
                     }
-                    let node = start_node(inc, &ledger).await?;
+                    let node = start_node(inc, &run, &ledger).await?;
                     let Some(to) = core_addr(&roster, &mut rng) else {
                         return Err("no core node left".to_owned());
                     };
@@ -480,6 +503,7 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
             rng.fork(),
         )));
         tasks.push(tokio::spawn(hostile::future_loop(
+            run.protocol.clone(),
             targets(roster.clone()),
             counts.clone(),
             stop_load.clone(),
@@ -563,16 +587,20 @@ async fn soak(args: SoakArgs) -> Result<Report, String> {
                     hostile: *lock(&counts),
                 };
                 eprintln!(
-                    "soak t={:>6.0}s rss={:>7.1} MiB fds={:>4} nodes={:>3} sent={:>8} delivered={:>9} \
-                     lost={} dup={} joins={}",
+                    "soak t={:>6.0}s rss={:>7.1} MiB fds={:>4} nodes={:>3} waterfall<={} addrs<={} \
+                     sent={:>8} delivered={:>9} lost={} dup={} late={} foreign={} joins={}",
                     sample.t,
                     sample.rss_kib as f64 / 1024.0,
                     sample.fds,
                     sample.nodes.len(),
+                    sample.nodes.iter().map(|n| n.waterfall).max().unwrap_or(0),
+                    sample.nodes.iter().map(|n| n.addresses).max().unwrap_or(0),
                     sample.totals.sent,
                     sample.totals.delivered,
                     sample.totals.lost,
                     sample.totals.duplicates,
+                    sample.totals.late,
+                    sample.totals.foreign,
                     sample.joins
                 );
                 lock(&samples).push(sample);

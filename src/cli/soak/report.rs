@@ -86,7 +86,8 @@ impl Sample {
             "t_s": self.t, "rss_kib": self.rss_kib, "fds": self.fds, "threads": self.threads,
             "sent": self.totals.sent, "judged": self.totals.judged,
             "delivered": self.totals.delivered, "lost": self.totals.lost,
-            "duplicates": self.totals.duplicates, "pending": self.pending,
+            "duplicates": self.totals.duplicates, "late": self.totals.late,
+            "foreign": self.totals.foreign, "pending": self.pending,
             "ledger_lives": self.lives,
             "joins": self.joins, "leaves": self.leaves,
             "hostile": self.hostile.to_json(),
@@ -179,6 +180,7 @@ impl Report {
                 "sent": t.sent, "judged": t.judged, "expected": t.expected,
                 "delivered": t.delivered, "lost": t.lost, "duplicates": t.duplicates,
                 "extra": t.extra, "excused": t.excused, "late": t.late, "echoes": t.echoes,
+                "foreign": t.foreign,
                 "latency_ms": {
                     "n": self.latency.count(),
                     "p50": self.latency.quantile_ms(0.5), "p99": self.latency.quantile_ms(0.99),
@@ -281,9 +283,19 @@ impl Report {
         line(format!(
             "- deliveries: {} broadcasts, {} expected deliveries (to nodes connected from before \
              the send until {} s after), {} delivered, **{} lost**, **{} duplicates**; \
-             {} extra (nodes joining or leaving meanwhile), {} excused (mesh split), {} late, {} echoes",
-            t.sent, t.expected, s.grace_s, t.delivered, t.lost, t.duplicates, t.extra,
-            t.excused, t.late, t.echoes
+             {} extra (nodes joining or leaving meanwhile), {} excused (mesh split), {} late, \
+             {} echoes, {} foreign",
+            t.sent,
+            t.expected,
+            s.grace_s,
+            t.delivered,
+            t.lost,
+            t.duplicates,
+            t.extra,
+            t.excused,
+            t.late,
+            t.echoes,
+            t.foreign
         ));
         line(format!(
             "- first-copy latency: p50 {:.0} ms, p99 {:.0} ms, max {:.1} ms",
