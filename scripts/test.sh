@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole rs2p test suite on a fresh machine: installs what the tests
 # need (a Python venv with the real py2p 0.7.878 from PyPI, the real js2p
-# 0.7.870 from npm, iproute2), then runs every test (unit, integration,
+# 0.7.870 from npm, iproute2, curl), then runs every test (unit, integration,
 # interop, doctests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +63,12 @@ if ! command -v ip >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
 ip netns list >/dev/null || { echo "test.sh: 'ip netns' does not work here (root needed)" >&2; exit 1; }
+
+# --- curl: tests/metrics.rs scrapes `rs2p node --metrics` with a real client --
+if ! command -v curl >/dev/null 2>&1; then
+    echo "test.sh: installing curl" >&2
+    apt-get update -qq && apt-get install -y -qq curl >/dev/null
+fi
 
 # --- the tests ---------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then

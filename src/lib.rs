@@ -118,6 +118,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
+pub mod chord;
 pub mod net;
 pub mod protocol;
 pub mod sim;

@@ -130,21 +130,22 @@ fn run_to_end(args: &[&str]) -> (std::process::ExitStatus, String, String) {
 
 #[test]
 fn startup_errors() {
-    // Address in use: exit status 2 and one sentence.
+    // Address in use: a runtime failure, exit status 1, and one sentence.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().unwrap().to_string();
     let (status, _, stderr) = run_to_end(&["node", "--bind", &addr]);
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on {addr}: address already in use")),
         "{stderr}"
     );
     assert!(stderr.contains("pick another --bind port"), "{stderr}");
 
-    // A --connect that is not HOST:PORT: exit status 1, before binding.
+    // A --connect that is not HOST:PORT: a bad argument, exit status 2,
+    // before binding.
     let (status, _, stderr) =
         run_to_end(&["node", "--bind", "127.0.0.1:0", "--connect", "nowhere"]);
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--connect \"nowhere\""), "{stderr}");
 }
 
@@ -233,7 +234,7 @@ fn send_without_a_peer_fails_clearly() {
     );
 
     let (status, _, err) = run_to_end(&["send", "--connect", "nowhere", "hi"]);
-    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(status.code(), Some(2), "{err}");
     assert!(
         err.contains("--connect \"nowhere\" is not an address"),
         "{err}"

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use support::certs::TestCa;
+use support::chat::ChatProcess;
 use support::process::{rs2p_run, NodeProcess};
 
 /// A folder of PEM files for one test, removed afterwards.
@@ -120,6 +121,14 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
         error["error"].as_str().unwrap().contains(&a_addr),
         "{error}"
     );
+    // It is told why: A does not trust its certificate.
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused this node's certificate"),
+        "{error}"
+    );
 
     b.op(json!({"op": "broadcast", "packets": ["members only"]}));
     let m = a.wait_for("B's broadcast", |v| v["event"] == "message");
@@ -128,9 +137,36 @@ fn verified_ssl_admits_members_and_refuses_strangers() {
     let peers = a.wait_for("A's peers", |v| v["event"] == "peers");
     assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1), "{peers}");
     assert!(peers.to_string().contains(&b.id), "{peers}");
-    // A logged the refusal with the stranger's address.
+    // A reported the refusal as an event, and logged it.
+    let rejected = a.wait_for("A's rejected event", |v| v["event"] == "rejected");
+    let reason = rejected["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("refused the certificate of the peer at 127.0.0.1:"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{rejected}"
+    );
     let logs = a.stderr();
-    assert!(logs.contains("TLS handshake failed"), "{logs}");
+    assert!(
+        logs.contains("refused the certificate of the peer"),
+        "{logs}"
+    );
+    assert!(logs.contains("refused a connection"), "{logs}");
+
+    // A chat node shows its refusals too.
+    let mut c = ChatProcess::start("C", &refs(&tls(0)));
+    let mut s_tls = tls(2);
+    s_tls.extend(["--connect".to_owned(), c.addr.clone()]);
+    let mut s2 = NodeProcess::rs2p("S2", &refs(&s_tls));
+    s2.wait_for("the refusal", |v| v["event"] == "error");
+    c.wait_stderr("the refusal", |l| {
+        l.starts_with("-- refused 127.0.0.1:") && l.contains("refused the certificate")
+    });
     assert!(dir.path().exists());
 }
 
@@ -175,6 +211,22 @@ fn transport_option_errors() {
     ]);
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("cannot read certificate chain"), "{err}");
+    // A key of another certificate is named as such.
+    let other = support::certs::self_signed("other");
+    let other_key = dir.write("other.key", &other.key_pem);
+    let (status, err) = run(&[
+        "--transport",
+        "ssl",
+        "--cert",
+        &c,
+        "--key",
+        &other_key,
+        "--pin",
+        &c,
+    ]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    assert!(!err.contains("cannot listen"), "{err}");
     // Well-formed verified options start a node that exits at end of input.
     let (status, err) = run(&["--transport", "ssl", "--cert", &c, "--key", &k, "--pin", &c]);
     assert!(status.success(), "{err}");

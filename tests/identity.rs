@@ -113,3 +113,40 @@ fn simultaneous_dials_still_settle_on_one_connection() {
         assert!(same, "A={a} B={b}: A uses {at_a}, B uses {at_b}");
     }
 }
+
+/// B dials A twice at once (an automatic dial and the application's
+/// `connect`), and the two ends adopt different connections first: A the
+/// first, B the second. B closes the first as a duplicate; A fails over to
+/// the second, and must welcome B there (its peer list), since that is
+/// what B's `connect()` waits for on the connection it kept.
+#[test]
+fn a_failover_to_a_standby_connection_sends_the_peer_list() {
+    use rs2p::protocol::mesh::MeshEvent;
+    let mut rig = rig("2222", "3333");
+    let (b1, a1) = rig.connect(B, A);
+    let (b2, a2) = rig.connect(B, A);
+    // A adopts the first, keeps the second as a standby.
+    rig.read(a1);
+    rig.read(a2);
+    assert_eq!(rig.mesh(A).conn_of(&rig.id(B)), Some(a1.1));
+    // B adopts the second, then drops the first as a duplicate.
+    rig.read(b2);
+    rig.read(b1);
+    assert_eq!(rig.mesh(B).conn_of(&rig.id(A)), Some(b2.1));
+    rig.take_events(B);
+    rig.settle();
+    assert_eq!(rig.mesh(A).conn_of(&rig.id(B)), Some(a2.1));
+    let events = rig.take_events(B);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, MeshEvent::PeerList { conn, .. } if *conn == b2.1)),
+        "no peer list reached B on the connection it kept: {events:?}"
+    );
+    // And broadcasts flow both ways over it.
+    rig.broadcast(A, packets!["to b"]).expect("broadcast");
+    rig.broadcast(B, packets!["to a"]).expect("broadcast");
+    rig.settle();
+    assert_eq!(rig.take_deliveries(B).len(), 1);
+    assert_eq!(rig.take_deliveries(A).len(), 1);
+}

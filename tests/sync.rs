@@ -181,6 +181,33 @@ fn a_late_joiner_catches_up_on_1000_keys() {
 }
 
 #[test]
+fn a_large_catch_up_goes_on_as_the_send_queue_drains() {
+    // 12,000 entries of about 300 bytes: several bursts (256 KiB each).
+    let mut rig = sync_rig(2, SyncConfig::default());
+    let value = Packet::bin(vec![0x5a; 200]);
+    let items: Vec<(SyncKey, Packet)> = (0..12_000)
+        .map(|i| (SyncKey::from(format!("key-{i:05}")), value.clone()))
+        .collect();
+    rig.with_layer(0, |s, ctx| s.update(ctx, items)).unwrap();
+    let (_, at_0) = rig.connect(1, 0);
+    rig.settle();
+    let mut held = vec![dict(&rig, 1).len()];
+    assert!(held[0] > 0 && held[0] < 12_000, "one burst first: {held:?}");
+    // No tick: each drained queue brings the next burst.
+    while held.last() != Some(&12_000) {
+        assert!(held.len() < 40, "stuck: {held:?}");
+        rig.writable(at_0);
+        rig.settle();
+        held.push(dict(&rig, 1).len());
+        assert!(held[held.len() - 1] > held[held.len() - 2], "{held:?}");
+    }
+    assert_converged(&rig, 2);
+    // Once it is done, a drained queue sends nothing more.
+    rig.writable(at_0);
+    assert_eq!(rig.settle(), 0);
+}
+
+#[test]
 fn deltas_merge_maps_and_deletes_remove_everywhere() {
     let mut rig = sync_rig(4, SyncConfig::default());
     for i in 1..4 {

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rs2p::protocol::mesh::CloseReason;
 use rs2p::protocol::Protocol;
-use rs2p::transport::{Tls, TlsOptions, Transport, WebSocket};
+use rs2p::transport::{Refusal, Speaks, Tls, TlsOptions, Transport, TransportError, WebSocket};
 use rs2p::{packets, Error, Event, MeshSocket, MessageKind};
 use support::certs::{self_signed, NodeCert, TestCa};
 use support::mesh::{
@@ -193,9 +194,65 @@ async fn expect_refused(from: &MeshSocket, to: &MeshSocket, what: &str) {
     )
     .await
     {
-        Ok(Err(Error::Io { .. } | Error::Closed(_) | Error::Timeout(_))) => {}
+        Ok(Err(Error::Io { .. } | Error::Closed(_) | Error::Timeout(_) | Error::Refused(_))) => {}
         Ok(other) => panic!("{what}: expected a refusal, got {other:?}"),
         Err(_) => panic!("{what}: no answer within {FAIL_WITHIN:?}"),
+    }
+}
+
+/// Dials `to` from `from` and expects to be told that `to` refused our
+/// certificate.
+async fn expect_certificate_refused(from: &MeshSocket, to: &MeshSocket, what: &str) {
+    match tokio::time::timeout(
+        FAIL_WITHIN,
+        from.connect("127.0.0.1", to.addr().port(), None),
+    )
+    .await
+    {
+        Ok(Err(Error::Refused(r @ Refusal::CertificateRefused { .. }))) => {
+            let text = r.to_string();
+            assert!(
+                text.contains("refused this node's certificate"),
+                "{what}: {text}"
+            );
+            assert!(
+                text.contains(&to.addr().port().to_string()),
+                "{what}: {text}"
+            );
+        }
+        other => panic!("{what}: expected a refused certificate, got {other:?}"),
+    }
+}
+
+/// Dials `to` from `from` and expects `from` to refuse `to`'s certificate.
+async fn expect_certificate_rejected(from: &MeshSocket, to: &MeshSocket, what: &str) {
+    match tokio::time::timeout(
+        FAIL_WITHIN,
+        from.connect("127.0.0.1", to.addr().port(), None),
+    )
+    .await
+    {
+        Ok(Err(Error::Refused(r @ Refusal::CertificateRejected { .. }))) => {
+            assert!(
+                r.to_string().contains("refused the certificate"),
+                "{what}: {r}"
+            );
+        }
+        other => panic!("{what}: expected a rejected certificate, got {other:?}"),
+    }
+}
+
+/// The next rejection reported on a subscription.
+async fn rejection(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+) -> CloseReason {
+    let event =
+        support::mesh::wait_event(events, WAIT, what, |e| matches!(e, Event::Rejected { .. }))
+            .await;
+    match event {
+        Event::Rejected { reason, .. } => reason,
+        _ => unreachable!(),
     }
 }
 
@@ -215,14 +272,41 @@ async fn verified_by_ca(encryption: &str) {
     wait_peer(&a, b.id(), "member B at A").await;
 
     // A stranger trusting the mesh CA (so it would accept A) is refused by
-    // A when it dials, and A refuses it when A dials.
+    // A when it dials, and A refuses it when A dials; each side is told
+    // which certificate was refused.
     let s = rs_node_tls("mesh", encryption, 4, strangers.issue("s").trusting(&ca)).await;
-    expect_refused(&s, &a, "stranger dials A").await;
-    expect_refused(&a, &s, "A dials the stranger").await;
+    let mut s_events = s.events();
+    expect_certificate_refused(&s, &a, "stranger dials A").await;
+    expect_certificate_rejected(&a, &s, "A dials the stranger").await;
+    // The stranger's listener saw A refuse its certificate.
+    let reason = rejection(&mut s_events, "the stranger's listener").await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Transport(Refusal::CertificateRefused { .. })
+        ),
+        "{encryption}: {reason}"
+    );
     // A compatibility-mode node shows no certificate and is refused.
     let compat = rs_node("mesh", encryption, 4).await;
-    expect_refused(&compat, &a, "compatibility node dials A").await;
-    expect_refused(&a, &compat, "A dials a compatibility node").await;
+    expect_certificate_refused(&compat, &a, "compatibility node dials A").await;
+    expect_certificate_rejected(&a, &compat, "A dials a compatibility node").await;
+    // A's own view: certificates it rejected.
+    let mut rejected = 0;
+    while let Ok(event) = a_events.try_recv() {
+        if let Event::Rejected {
+            reason: CloseReason::Transport(Refusal::CertificateRejected { .. }),
+            ..
+        } = event
+        {
+            rejected += 1;
+        }
+    }
+    assert!(
+        rejected >= 2,
+        "{encryption}: A reported {rejected} rejected certificates"
+    );
+    let mut a_events = a.events();
 
     // Neither ever entered A's routing table or even its handshake queue.
     let snap = a.snapshot().await.unwrap();
@@ -308,7 +392,19 @@ async fn verified_settings_are_checked_at_bind() {
             .unwrap()
             .pin_pem(cert.cert_pem.as_bytes())
             .unwrap();
-    assert!(Tls::new(&TlsOptions::Verified(mismatched)).is_err());
+    let err = Tls::new(&TlsOptions::Verified(mismatched.clone())).unwrap_err();
+    assert!(matches!(err, TransportError::KeyMismatch), "{err}");
+    let err = MeshSocket::builder()
+        .protocol(Protocol::new("mesh", "wss"))
+        .tls(TlsOptions::Verified(mismatched))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not belong to the certificate"),
+        "{err}"
+    );
     // PEM text without a certificate.
     assert!(rs2p::transport::VerifiedTls::from_pem(b"nothing here", b"").is_err());
 }
@@ -456,6 +552,105 @@ async fn garbage_on_tls_port_is_refused() {
         still_serves(&listener).await;
         listener.close().await;
     }
+}
+
+/// Every pair of different transports: both sides recognise what the
+/// other speaks from its first bytes and say so, naming the transport to
+/// use, instead of a frame-size or HTTP parsing error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confused_transports_are_named_on_both_sides() {
+    use Speaks::{Http, Plaintext, Ssl, Tls as AnyTls, Wss};
+    // (dialler, listener, what the dialler hears, what the listener hears)
+    let cases = [
+        ("SSL", "Plaintext", Plaintext, AnyTls),
+        ("ws", "Plaintext", Plaintext, Http),
+        ("wss", "Plaintext", Plaintext, AnyTls),
+        ("Plaintext", "SSL", AnyTls, Plaintext),
+        ("ws", "SSL", AnyTls, Http),
+        ("wss", "SSL", Ssl, Wss),
+        ("Plaintext", "ws", Http, Plaintext),
+        ("SSL", "ws", Http, AnyTls),
+        ("wss", "ws", Http, AnyTls),
+        ("Plaintext", "wss", AnyTls, Plaintext),
+        ("SSL", "wss", Wss, Ssl),
+        ("ws", "wss", AnyTls, Http),
+    ];
+    for (client, server, dialler_hears, listener_hears) in cases {
+        let what = format!("{client} dials {server}");
+        let listener = rs_node("mesh", server, 4).await;
+        let dialler = rs_node("mesh", client, 4).await;
+        let mut events = listener.events();
+        let result = tokio::time::timeout(
+            FAIL_WITHIN,
+            dialler.connect("127.0.0.1", listener.addr().port(), None),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {FAIL_WITHIN:?}"));
+        match result {
+            Err(Error::Refused(Refusal::WrongTransport {
+                remote,
+                theirs,
+                ours,
+            })) => {
+                assert_eq!(theirs, dialler_hears, "{what}");
+                assert_eq!(ours, client, "{what}");
+                assert_eq!(remote, listener.addr().to_string(), "{what}");
+            }
+            other => panic!("{what}: expected the listener's transport named, got {other:?}"),
+        }
+        let reason = rejection(&mut events, &what).await;
+        match &reason {
+            CloseReason::Transport(Refusal::WrongTransport { theirs, ours, .. }) => {
+                assert_eq!(*theirs, listener_hears, "{what}");
+                assert_eq!(*ours, server, "{what}");
+                let text = reason.to_string();
+                assert!(
+                    text.contains("both sides need the same transport"),
+                    "{what}: {text}"
+                );
+                assert!(text.contains("--transport"), "{what}: {text}");
+            }
+            other => panic!("{what}: the listener reported {other}"),
+        }
+        listener.close().await;
+        dialler.close().await;
+    }
+}
+
+/// The message names the fix, e.g. TLS on a Plaintext port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_a_plaintext_port_says_so() {
+    let listener = rs_node("mesh", "Plaintext", 4).await;
+    let dialler = rs_node("mesh", "SSL", 4).await;
+    let mut events = listener.events();
+    let _ = dialler
+        .connect("127.0.0.1", listener.addr().port(), None)
+        .await;
+    let text = rejection(&mut events, "TLS on a Plaintext port")
+        .await
+        .to_string();
+    assert!(text.contains("speaks TLS"), "{text}");
+    assert!(text.contains("--transport ssl"), "{text}");
+    assert!(!text.contains("exceeds"), "{text}");
+    // The bare transport's error is named too.
+    let err = Tls::new(&TlsOptions::Compatibility)
+        .unwrap()
+        .connect("127.0.0.1", listener.addr().port())
+        .await
+        .expect_err("a TLS client fails on a Plaintext port");
+    let refusal = Refusal::from_io(&err).expect("a named refusal");
+    assert!(
+        matches!(
+            refusal,
+            Refusal::WrongTransport {
+                theirs: Speaks::Plaintext,
+                ..
+            }
+        ),
+        "{refusal}"
+    );
+    listener.close().await;
+    dialler.close().await;
 }
 
 /// Transport names follow the protocol's `encryption`.

@@ -18,6 +18,8 @@ pub fn bind_error(flag: &str, addr: &str, e: &Error) -> String {
     let Error::Io { source, .. } = e else {
         return match e {
             Error::BadAddress(_) => bad_address(flag, addr),
+            // Certificates and keys: their own words, not the address's.
+            Error::Transport(t) => t.to_string(),
             other => format!("cannot listen on {addr}: {other}"),
         };
     };
@@ -90,12 +92,89 @@ pub fn connect_error(addr: &str, e: &Error, ours: &Protocol) -> String {
     format!("cannot join {addr}: {why}")
 }
 
+/// Why a sync node could not join `addr`, as [`connect_error`] says it,
+/// except that a peer on another network is named by the options that
+/// reach it: a sync network is `subnet` plus "1" (leasing) or "0".
+pub fn sync_connect_error(
+    addr: &str,
+    e: &Error,
+    ours: &Protocol,
+    subnet: &str,
+    leasing: bool,
+) -> String {
+    let Error::SubnetMismatch { theirs, .. } = e else {
+        return connect_error(addr, e, ours);
+    };
+    let encryption = ours.encryption();
+    let network = |name: &str, leasing: bool| {
+        let suffix = if leasing { "1" } else { "0" };
+        Protocol::new(format!("{name}{suffix}"), encryption)
+    };
+    let why = match [subnet, "sync"]
+        .into_iter()
+        .flat_map(|name| [(name, true), (name, false)])
+        .find(|(name, l)| network(name, *l).id() == theirs)
+    {
+        Some((name, theirs_leasing)) if name == subnet => format!(
+            "it is on the same subnet with leasing {} (network {:?}), this node has it {} \
+             (network {:?}): every node must agree; start this node {} --no-leasing",
+            on_off(theirs_leasing),
+            network(name, theirs_leasing).subnet(),
+            on_off(leasing),
+            ours.subnet(),
+            if theirs_leasing { "without" } else { "with" }
+        ),
+        Some((name, theirs_leasing)) => format!(
+            "it is on sync network {:?} (subnet {name:?}, leasing {}), this node on {:?}; \
+             start this node with --subnet {}{}",
+            network(name, theirs_leasing).subnet(),
+            on_off(theirs_leasing),
+            ours.subnet(),
+            shell_quote(name),
+            if theirs_leasing { "" } else { " --no-leasing" }
+        ),
+        None => match known_subnet(theirs, encryption) {
+            Some((name, whose)) => format!(
+                "it is on subnet {name:?} ({whose}), this node on sync network {:?} \
+                 (subnet {subnet:?} plus \"1\" for leasing on, \"0\" for off); \
+                 rs2p node --subnet {} would join it",
+                ours.subnet(),
+                shell_quote(name)
+            ),
+            None => format!(
+                "it is on another network: this node's is {:?} (subnet {subnet:?}, leasing {}) \
+                 with id {}, the peer's id is {theirs} (start this node with the network's \
+                 --subnet, and --no-leasing if it has leasing off)",
+                ours.subnet(),
+                on_off(leasing),
+                ours.id()
+            ),
+        },
+    };
+    format!("cannot join {addr}: {why}")
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 /// The name of a well-known subnet with this id on this transport, and
 /// whose default it is.
 fn known_subnet(id: &str, encryption: &str) -> Option<(&'static str, &'static str)> {
     [
         ("mesh", "the default of rs2p and of py2p's MeshSocket"),
-        ("sync", "the default of py2p's SyncSocket"),
+        (
+            "sync1",
+            "the default network of py2p's and rs2p's SyncSocket",
+        ),
+        (
+            "sync0",
+            "the network of py2p's and rs2p's SyncSocket with leasing off",
+        ),
         ("", "the subnet of py2p's base Protocol default"),
         ("rs2p-demo", "the subnet of rs2p demo"),
     ]
@@ -145,6 +224,39 @@ mod tests {
     }
 
     #[test]
+    fn sync_connect_errors_name_the_options() {
+        let mismatch = |theirs: &str| Error::SubnetMismatch {
+            ours: "x".into(),
+            theirs: Protocol::new(theirs, "Plaintext").id().into(),
+        };
+        let ours = Protocol::new("inv1", "Plaintext");
+        let text = sync_connect_error("h:1", &mismatch("inv0"), &ours, "inv", true);
+        assert!(
+            text.contains("same subnet with leasing off")
+                && text.ends_with("start this node with --no-leasing"),
+            "{text}"
+        );
+        let text = sync_connect_error("h:1", &mismatch("sync0"), &ours, "inv", true);
+        assert!(
+            text.ends_with("start this node with --subnet sync --no-leasing"),
+            "{text}"
+        );
+        let text = sync_connect_error("h:1", &mismatch("mesh"), &ours, "inv", true);
+        assert!(
+            text.contains("on subnet \"mesh\"")
+                && text.ends_with("rs2p node --subnet mesh would join it"),
+            "{text}"
+        );
+        let text = sync_connect_error("h:1", &mismatch("other"), &ours, "inv", true);
+        assert!(text.contains("another network"), "{text}");
+        let refused = io(ErrorKind::ConnectionRefused);
+        assert_eq!(
+            sync_connect_error("h:1", &refused, &ours, "inv", true),
+            connect_error("h:1", &refused, &ours)
+        );
+    }
+
+    #[test]
     fn connect_errors_say_what_to_do() {
         let ours = Protocol::new("chat", "Plaintext");
         let text = connect_error("h:1", &io(ErrorKind::ConnectionRefused), &ours);
@@ -160,7 +272,7 @@ mod tests {
         assert!(text.contains("subnet \"chat\" has id"), "{text}");
         assert!(text.contains(ours.id()), "{text}");
         assert!(text.contains("the peer's id is THEIRS ("), "{text}");
-        let py2p = Protocol::new("sync", "Plaintext");
+        let py2p = Protocol::new("sync1", "Plaintext");
         let text = connect_error(
             "h:1",
             &Error::SubnetMismatch {
@@ -171,8 +283,8 @@ mod tests {
         );
         assert!(
             text.ends_with(
-                "which is subnet \"sync\" (the default of py2p's SyncSocket); \
-                 start this node with --subnet sync"
+                "which is subnet \"sync1\" (the default network of py2p's and rs2p's \
+                 SyncSocket); start this node with --subnet sync1"
             ),
             "{text}"
         );

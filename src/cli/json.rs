@@ -15,6 +15,11 @@
 //! An object is one of the `$` forms only when that is its single key;
 //! any other object is a map. Printing a map whose keys are not str uses
 //! each key's JSON text as the object key (int `1` becomes `"1"`).
+//!
+//! A number written without a fraction or exponent is an int, and must fit
+//! in 64 bits (i64 or u64, as msgpack's); a longer one is refused
+//! ([`check_int_literals`]) rather than silently turned into a float. A
+//! number written with a fraction or exponent (`1.0`, `1e3`) is a float.
 
 use std::fmt;
 
@@ -143,6 +148,56 @@ fn ext_from_json(value: &Value, path: &str) -> Result<Packet, PacketError> {
     Ok(Packet::Ext(kind, data.into()))
 }
 
+/// Refuses JSON text holding an integer literal (a number without a
+/// fraction or exponent, outside strings) that fits neither i64 nor u64:
+/// parsed as is, it would silently become a float.
+///
+/// # Errors
+/// A sentence naming the first such literal.
+pub fn check_int_literals(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let is_int = !token.contains(['.', 'e', 'E']);
+                if is_int && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    let shown = if token.len() > 40 {
+                        format!("{}… ({} digits)", &token[..40], token.len())
+                    } else {
+                        token.to_owned()
+                    };
+                    return Err(format!(
+                        "integer {shown} does not fit in 64 bits (msgpack ints are \
+                         {} to {}): send it as a str, or write it with a fraction or \
+                         exponent (such as {}.0) to send a float",
+                        i64::MIN,
+                        u64::MAX,
+                        if token.len() > 40 { "1e40" } else { token }
+                    ));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
 /// Writes a packet as JSON.
 pub fn packet_to_json(packet: &Packet) -> Value {
     match packet {
@@ -194,14 +249,6 @@ pub fn packet_to_json(packet: &Packet) -> Value {
 /// Writes packets as a JSON array.
 pub fn packets_to_json(packets: &[Packet]) -> Value {
     Value::Array(packets.iter().map(packet_to_json).collect())
-}
-
-/// A packet for a human: str as is, anything else as its JSON text.
-pub fn packet_to_text(packet: &Packet) -> String {
-    match packet {
-        Packet::Str(s) => s.clone(),
-        other => packet_to_json(other).to_string(),
-    }
 }
 
 fn tagged(key: &str, value: Value) -> Value {
@@ -359,9 +406,31 @@ mod tests {
     }
 
     #[test]
-    fn text_form() {
-        assert_eq!(packet_to_text(&Packet::from("plain")), "plain");
-        assert_eq!(packet_to_text(&Packet::from(5)), "5");
-        assert_eq!(packet_to_text(&Packet::bin(vec![1])), "{\"$bin\":\"01\"}");
+    fn big_integers_are_refused_not_rounded() {
+        assert!(check_int_literals(
+            r#"{"op":"x","packets":[1,-2,18446744073709551615,-9223372036854775808]}"#
+        )
+        .is_ok());
+        let e = check_int_literals("[18446744073709551616]").unwrap_err();
+        assert!(
+            e.starts_with("integer 18446744073709551616 does not fit in 64 bits"),
+            "{e}"
+        );
+        assert!(e.contains("18446744073709551616.0"), "{e}");
+        assert!(check_int_literals("[-9223372036854775809]").is_err());
+        // Floats stay floats, however large; digits in strings are text.
+        assert!(
+            check_int_literals("[1.8446744073709552e19, 1e400, 123456789012345678901234.5]")
+                .is_ok()
+        );
+        assert!(check_int_literals(
+            r#"["123456789012345678901234567890", "\"99999999999999999999"]"#
+        )
+        .is_ok());
+        assert!(check_int_literals(r#"{"k\\": 99999999999999999999}"#).is_err());
+        let long = format!("[{}]", "9".repeat(100));
+        assert!(check_int_literals(&long)
+            .unwrap_err()
+            .contains("(100 digits)"));
     }
 }

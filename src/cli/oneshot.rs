@@ -23,12 +23,32 @@ pub struct JoinArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub bind: Option<String>,
 
-    /// Seconds to wait for a peer's handshake before giving up.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = super::node::parse_secs)]
+    /// Seconds to wait for a peer's handshake before giving up (0.1 s to
+    /// 1 h).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = super::durations::handshake_timeout)]
     pub timeout: Duration,
 
     #[command(flatten)]
     pub transport: TransportArgs,
+}
+
+/// Why [`join`] failed.
+#[derive(Debug)]
+pub enum JoinError {
+    /// An argument is wrong (exit status 2).
+    Usage(String),
+    /// The node could not start, or no peer answered (exit status 1).
+    Failed(String),
+}
+
+impl JoinError {
+    /// Prints the error and returns the exit status for it.
+    pub fn report(self) -> std::process::ExitCode {
+        match self {
+            JoinError::Usage(e) => super::exit::usage(e),
+            JoinError::Failed(e) => super::exit::failure(super::escape::inline(&e)),
+        }
+    }
 }
 
 /// A joined one-shot node and the peers that answered.
@@ -43,24 +63,15 @@ pub struct Joined {
 /// least one peer completed its handshake; each failure is printed.
 ///
 /// # Errors
-/// A sentence saying why no peer answered (or why the node could not
-/// start), ready to print.
-pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, String> {
-    let mut hosts = Vec::new();
+/// Why no peer answered, why the node could not start, or which argument
+/// is wrong, ready to print.
+pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, JoinError> {
     for addr in connect {
-        let host = split_host_port(addr)
-            .map(|a| a.host)
-            .map_err(|_| explain::bad_address("connect", addr))?;
-        hosts.push(host);
+        split_host_port(addr)
+            .map_err(|_| JoinError::Usage(explain::bad_address("connect", addr)))?;
     }
-    let bind = args.bind.clone().unwrap_or_else(|| {
-        if hosts.iter().all(|h| is_local(h)) {
-            "127.0.0.1:0".to_owned()
-        } else {
-            "0.0.0.0:0".to_owned()
-        }
-    });
-    let tls = args.transport.tls_options()?;
+    let bind = args.bind.clone().unwrap_or_else(|| default_bind(connect));
+    let tls = args.transport.tls_options().map_err(JoinError::Usage)?;
     let node = MeshSocket::builder()
         .protocol(Protocol::new(
             args.subnet.as_str(),
@@ -73,7 +84,7 @@ pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, String>
         .handshake_timeout(args.timeout)
         .bind(&bind)
         .await
-        .map_err(|e| explain::bind_error("bind", &bind, &e))?;
+        .map_err(|e| JoinError::Failed(explain::bind_error("bind", &bind, &e)))?;
     tracing::info!(id = %node.id().short(8), addr = %node.addr(), "one-shot node started");
 
     let mut dials = JoinSet::new();
@@ -101,10 +112,10 @@ pub async fn join(args: &JoinArgs, connect: &[String]) -> Result<Joined, String>
     }
     if peers.is_empty() {
         node.close().await;
-        return Err(failures.join("; "));
+        return Err(JoinError::Failed(failures.join("; ")));
     }
     for failure in failures {
-        eprintln!("rs2p: {failure}.");
+        eprintln!("rs2p: {}.", super::escape::inline(&failure));
     }
     Ok(Joined { node, peers })
 }
@@ -116,6 +127,20 @@ pub async fn leave(node: &MeshSocket) {
         .is_err()
     {
         tracing::warn!("closing took longer than 5 s; leaving anyway");
+    }
+}
+
+/// The default `--bind`: `127.0.0.1:0` when every address of `connect` is
+/// on this host (or there is none), else `0.0.0.0:0`, so peers elsewhere
+/// can reach back.
+pub fn default_bind(connect: &[String]) -> String {
+    let all_local = connect
+        .iter()
+        .all(|addr| split_host_port(addr).is_ok_and(|a| is_local(&a.host)));
+    if all_local {
+        "127.0.0.1:0".to_owned()
+    } else {
+        "0.0.0.0:0".to_owned()
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::oneshot::{self, JoinArgs};
+use super::{escape, exit};
 
 pub const AFTER_HELP: &str = r#"A node sends its peer list to every node that connects to it: the ids and
 advertised addresses of the nodes it is connected to (without the asking
@@ -39,10 +40,7 @@ pub struct PeersArgs {
 pub async fn run(args: PeersArgs) -> ExitCode {
     let joined = match oneshot::join(&args.join, std::slice::from_ref(&args.connect)).await {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return e.report(),
     };
     let (id, addr) = joined.peers[0].clone();
     let mut events = joined.node.events();
@@ -52,12 +50,11 @@ pub async fn run(args: PeersArgs) -> ExitCode {
     let list = wait_for_list(&mut events, &id, args.join.timeout).await;
     oneshot::leave(&joined.node).await;
     let Some(mut list) = list else {
-        eprintln!(
-            "rs2p: {addr} ({}) answered the handshake but sent no peer list within {} s.",
-            id.short(8),
+        return exit::failure(format_args!(
+            "{addr} ({}) answered the handshake but sent no peer list within {} s",
+            escape::inline(&id.short(8)),
             args.join.timeout.as_secs_f64()
-        );
-        return ExitCode::FAILURE;
+        ));
     };
     list.sort_by(|a, b| (&a.1, a.0.to_string()).cmp(&(&b.1, b.0.to_string())));
     if args.json {
@@ -94,14 +91,18 @@ async fn wait_for_list(
 fn table(id: &PeerId, addr: &str, list: &[(PeerId, PeerAddr)]) -> String {
     let mut out = format!(
         "{} at {addr} lists {} peer{}:\n",
-        id.short(8),
+        escape::inline(&id.short(8)),
         list.len(),
         if list.len() == 1 { "" } else { "s" }
     );
     if !list.is_empty() {
         out.push_str("  ID        ADDRESS\n");
         for (id, addr) in list {
-            out.push_str(&format!("  {:<8}  {addr}\n", id.short(8)));
+            out.push_str(&format!(
+                "  {:<8}  {}\n",
+                escape::inline(&id.short(8)),
+                escape::inline(&addr.to_string())
+            ));
         }
     }
     out
@@ -122,5 +123,10 @@ mod tests {
             table(&me, "127.0.0.1:4444", &list),
             "AAAAAAAA at 127.0.0.1:4444 lists 1 peer:\n  ID        ADDRESS\n  BBBBBBBB  127.0.0.1:4445\n"
         );
+        // Ids and addresses come from the network: escaped.
+        let list = vec![(PeerId::from("\u{1b}[2JX\nY"), PeerAddr::new("h\rst", 1))];
+        let text = table(&me, "127.0.0.1:4444", &list);
+        assert!(text.contains("  \\u001b[2JX\\nY  h\\rst:1\n"), "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
     }
 }

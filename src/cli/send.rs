@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use clap::Args;
 use rs2p::Packet;
 
-use super::json::{encode_hex, packet_from_json};
+use super::json::{check_int_literals, encode_hex, packet_from_json};
 use super::oneshot::{self, JoinArgs};
+use super::{escape, exit};
 
 pub const AFTER_HELP: &str = r#"The message is broadcast once at least one --connect peer has answered
 the handshake; the command then flushes it and exits. It prints the message
-id (hex) on stdout. Exit status: 0 sent, 1 no peer answered or bad input.
+id (hex) on stdout. Exit status: 0 sent; 1 no peer answered, or the message
+could not be sent; 2 bad arguments (a PACKET that is not JSON with --json, an
+integer beyond 64 bits, an address that is not HOST:PORT).
 
 Examples:
   rs2p send --connect 127.0.0.1:4444 hello world      # two str packets
@@ -41,22 +44,16 @@ pub struct SendArgs {
 pub async fn run(args: SendArgs) -> ExitCode {
     let packets = match parse_packets(&args.packets, args.json) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return exit::usage(e),
     };
     let joined = match oneshot::join(&args.join, &args.connect).await {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("rs2p: {e}.");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return e.report(),
     };
     let peers: Vec<String> = joined
         .peers
         .iter()
-        .map(|(id, addr)| format!("{} at {addr}", id.short(8)))
+        .map(|(id, addr)| format!("{} at {addr}", escape::inline(&id.short(8))))
         .collect();
     tracing::info!(peers = %peers.join(", "), "peers answered");
     let code = match joined.node.send(packets).await {
@@ -69,10 +66,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("rs2p: cannot send: {e}.");
-            ExitCode::FAILURE
-        }
+        Err(e) => exit::failure(format!("cannot send: {e}")),
     };
     oneshot::leave(&joined.node).await;
     code
@@ -91,6 +85,7 @@ fn parse_packets(args: &[String], json: bool) -> Result<Vec<Packet>, String> {
                     i + 1
                 )
             })?;
+            check_int_literals(text).map_err(|e| format!("packet {}: {e}", i + 1))?;
             packet_from_json(&value, &format!("packet {}", i + 1)).map_err(|e| e.to_string())
         })
         .collect()
@@ -112,6 +107,17 @@ mod tests {
         assert_eq!(
             parse_packets(&args, true).unwrap(),
             vec![Packet::from("hi"), Packet::from(42)]
+        );
+        let big = ["18446744073709551616".to_owned()];
+        let e = parse_packets(&big, true).unwrap_err();
+        assert!(
+            e.starts_with("packet 1: integer 18446744073709551616"),
+            "{e}"
+        );
+        let float = ["1.8446744073709552e19".to_owned()];
+        assert_eq!(
+            parse_packets(&float, true).unwrap(),
+            vec![Packet::Float(1.8446744073709552e19)]
         );
     }
 }

@@ -5,10 +5,13 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use rs2p::protocol::Compression;
 use rs2p::sim::{LinkModel, SimConfig, SimReport, Simulation, Topology, Traffic};
 use serde_json::{json, Value};
+
+use super::{durations, exit};
 
 pub const AFTER_HELP: &str = "\
 Nodes join one after another over --join-ms, each dialling --bootstrap random
@@ -25,8 +28,9 @@ Examples:
 /// Options of `rs2p simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Nodes in the mesh.
-    #[arg(long, default_value_t = 100)]
+    /// Nodes in the mesh (at least 1).
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
     pub nodes: usize,
 
     /// Seed of every random choice.
@@ -37,12 +41,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub churn: f64,
 
-    /// One-way link latency, ms.
-    #[arg(long, value_name = "MS", default_value_t = 20.0)]
+    /// One-way link latency, ms (0 to 3600000).
+    #[arg(long, value_name = "MS", default_value_t = 20.0, value_parser = durations::sim_ms)]
     pub latency: f64,
 
-    /// Extra one-way delay per frame, uniform in [0, MS).
-    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    /// Extra one-way delay per frame, uniform in [0, MS) (0 to 3600000).
+    #[arg(long, value_name = "MS", default_value_t = 5.0, value_parser = durations::sim_ms)]
     pub jitter: f64,
 
     /// Probability that a frame's transmission is lost (retransmitted after
@@ -62,7 +66,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 4)]
     pub max_outgoing: usize,
 
-    /// Broadcasts to measure.
+    /// Broadcasts to measure (0: only form the mesh and report its shape
+    /// and traffic).
     #[arg(long, default_value_t = 10)]
     pub broadcasts: usize,
 
@@ -74,12 +79,15 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Method,
 
-    /// Virtual ms over which the nodes join.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    /// Virtual ms over which the nodes join (at most 86400000, a day).
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=durations::SIM_PHASE_MAX_MS))]
     pub join_ms: u64,
 
-    /// Virtual ms between the last join and the first broadcast.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    /// Virtual ms between the last join and the first broadcast (at most
+    /// 86400000, a day).
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=durations::SIM_PHASE_MAX_MS))]
     pub settle_ms: u64,
 
     /// Run 100, 1,000 and 10,000 nodes, without churn and with --churn (0.1
@@ -143,9 +151,8 @@ impl SimulateArgs {
 
 /// Runs the simulation(s) and prints the report(s).
 pub fn run(args: SimulateArgs) -> ExitCode {
-    if args.nodes == 0 {
-        eprintln!("rs2p simulate: --nodes must be at least 1");
-        return ExitCode::FAILURE;
+    if args.sweep && args.broadcasts == 0 {
+        return exit::usage("--sweep measures broadcasts: give --broadcasts 1 or more");
     }
     if args.sweep {
         let churn = if args.churn > 0.0 { args.churn } else { 0.1 };
@@ -171,6 +178,9 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         let mut v = report_json(&report);
         v["wall_seconds"] = wall.into();
         println!("{v}");
+    } else if report.config.broadcasts == 0 {
+        print!("{}", formation_only(&report));
+        println!("wall time: {wall:.2} s");
     } else {
         println!("{report}");
         println!("wall time: {wall:.2} s");
@@ -178,8 +188,46 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The report of a run without broadcasts: the mesh it formed and what
+/// forming it cost (the full report's broadcast figures would all be
+/// empty).
+fn formation_only(r: &SimReport) -> String {
+    let c = &r.config;
+    let e = &r.topology_end;
+    let frames = r.setup_traffic.control_frames + r.traffic.control_frames;
+    let bytes = r.setup_traffic.control_bytes + r.traffic.control_bytes;
+    format!(
+        "simulated {} nodes, seed {}, latency {} ms + jitter {} ms, loss {}, bandwidth {}, no broadcasts\n\
+         mesh formed: {} live, degree mean {:.2} max {}, {} component(s) (largest {}), {} isolated\n\
+         traffic: {} control frames, {} bytes ({:.0} B per node)\n\
+         events processed: {}\n",
+        c.nodes,
+        c.seed,
+        c.link.latency_ms,
+        c.link.jitter_ms,
+        c.link.loss,
+        if c.link.bandwidth == 0 {
+            "unlimited".to_owned()
+        } else {
+            format!("{} B/s", c.link.bandwidth)
+        },
+        e.alive,
+        e.mean_degree(),
+        e.max_degree,
+        e.components,
+        e.largest_component,
+        e.isolated,
+        frames,
+        bytes,
+        bytes as f64 / c.nodes.max(1) as f64,
+        r.events
+    )
+}
+
 /// The report as JSON (`--json`): the configuration, the mesh at the
 /// first broadcast and at the end, traffic, the summary, events processed.
+/// Without broadcasts there is no first broadcast and nothing to
+/// summarise: those are null, and `traffic` is all of it.
 fn report_json(r: &SimReport) -> Value {
     let c = &r.config;
     let s = &r.summary;
@@ -197,15 +245,33 @@ fn report_json(r: &SimReport) -> Value {
             "broadcast_frames": t.broadcast_frames, "broadcast_bytes": t.broadcast_bytes,
         })
     };
+    let config = json!({
+        "nodes": c.nodes, "seed": c.seed, "churn": c.churn,
+        "latency_ms": c.link.latency_ms, "jitter_ms": c.link.jitter_ms,
+        "bandwidth": c.link.bandwidth, "loss": c.link.loss,
+        "bootstrap": c.bootstrap, "max_outgoing": c.max_outgoing,
+        "broadcasts": c.broadcasts, "payload_len": c.payload_len,
+        "compression": c.compression.iter().map(|m| m.name()).collect::<Vec<_>>(),
+    });
+    if c.broadcasts == 0 {
+        let all = Traffic {
+            control_frames: r.setup_traffic.control_frames + r.traffic.control_frames,
+            control_bytes: r.setup_traffic.control_bytes + r.traffic.control_bytes,
+            ..r.traffic.clone()
+        };
+        return json!({
+            "config": config,
+            "killed": r.killed,
+            "topology_start": null,
+            "topology_end": topology(&r.topology_end),
+            "setup_traffic": null,
+            "traffic": traffic(&all),
+            "summary": null,
+            "events": r.events,
+        });
+    }
     json!({
-        "config": {
-            "nodes": c.nodes, "seed": c.seed, "churn": c.churn,
-            "latency_ms": c.link.latency_ms, "jitter_ms": c.link.jitter_ms,
-            "bandwidth": c.link.bandwidth, "loss": c.link.loss,
-            "bootstrap": c.bootstrap, "max_outgoing": c.max_outgoing,
-            "broadcasts": c.broadcasts, "payload_len": c.payload_len,
-            "compression": c.compression.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        },
+        "config": config,
         "killed": r.killed,
         "topology_start": topology(&r.topology_start),
         "topology_end": topology(&r.topology_end),
@@ -293,6 +359,41 @@ mod tests {
         assert_eq!(c.compression, vec![Compression::Snappy]);
         assert!(Wrapper::try_parse_from(["simulate", "--churn", "2"]).is_err());
         assert!(Wrapper::try_parse_from(["simulate", "--compression", "zip"]).is_err());
+    }
+
+    /// Without broadcasts there is nothing to average: no NaN, no negative
+    /// zero, no figures about a first broadcast that never happened.
+    #[test]
+    fn no_broadcasts_no_nonsense() {
+        let w = Wrapper::try_parse_from([
+            "simulate",
+            "--nodes",
+            "20",
+            "--broadcasts",
+            "0",
+            "--join-ms",
+            "1000",
+            "--settle-ms",
+            "1000",
+        ])
+        .unwrap();
+        let report = Simulation::new(w.args.config()).run();
+        let text = formation_only(&report);
+        for nonsense in ["NaN", "inf", "-0", "coverage", "first broadcast"] {
+            assert!(!text.contains(nonsense), "{nonsense:?} in {text}");
+        }
+        assert!(text.contains("mesh formed: 20 live"), "{text}");
+        let json = report_json(&report);
+        assert!(
+            json["summary"].is_null() && json["topology_start"].is_null(),
+            "{json}"
+        );
+        assert!(
+            json["traffic"]["control_frames"].as_u64().unwrap() > 0,
+            "{json}"
+        );
+        assert!(!json.to_string().contains("-0.0"), "{json}");
+        assert!(Wrapper::try_parse_from(["simulate", "--nodes", "0"]).is_err());
     }
 
     /// Same seed, same JSON (was `tests/sim.rs`, before the JSON rendering

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
@@ -15,12 +15,16 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use super::connection::{self, ConnHandle, Spawner};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
+use super::metrics::{Dropped, Levels, MeshCounts, Probes, Sent};
+use super::validation::{PendingValidation, ValidationMode};
 use crate::protocol::mesh::{
-    Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Stack,
+    Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshEvent, PeerInfo, Prepared,
+    Stack, Validation, ValidationId,
 };
 use crate::protocol::{
     CodecError, Compression, MainFlag, MessageId, Packet, PeerAddr, PeerId, SubFlag,
 };
+use crate::transport::Refusal;
 
 /// A message handler: returns `true` when it handled the message, which
 /// stops the chain and keeps the message out of the queue.
@@ -34,12 +38,6 @@ pub(crate) type LayerCommand = Box<dyn FnOnce(&mut dyn Layer, &mut LayerCtx<'_>)
 
 /// Commands from handles to the actor.
 pub(crate) enum Command {
-    Send {
-        flag: Packet,
-        msg_type: MainFlag,
-        packets: Vec<Packet>,
-        done: oneshot::Sender<Result<MessageId, Error>>,
-    },
     Whisper {
         to: PeerId,
         packets: Vec<Packet>,
@@ -75,6 +73,10 @@ pub(crate) enum Command {
     },
     RegisterHandler(Handler),
     Layer(LayerCommand),
+    Validated {
+        ticket: ValidationId,
+        verdict: Validation,
+    },
     Snapshot(oneshot::Sender<Snapshot>),
     Close(oneshot::Sender<()>),
 }
@@ -116,19 +118,27 @@ pub(crate) enum Internal {
         handle: ConnHandle,
         waiter: Option<ConnectWaiter>,
     },
-    Frame {
+    /// The whole frames of one read, in order.
+    Frames {
         conn: ConnId,
-        frame: crate::protocol::Frame,
+        frames: Vec<crate::protocol::Frame>,
+        /// When the read loop split them.
+        arrived: Instant,
     },
     Closed {
         conn: ConnId,
-        error: Option<CodecError>,
+        /// Why, when the read loop knows better than "closed by the peer".
+        error: Option<CloseReason>,
     },
+    /// An accepted connection failed its transport's handshake.
+    Refused { remote: String, refusal: Refusal },
     DialFailed {
         dial: DialId,
         error: Error,
         waiter: Option<ConnectWaiter>,
     },
+    /// A connection's send queue emptied after holding a burst.
+    Drained { conn: ConnId },
 }
 
 /// The queue behind `recv`, shared with the handles.
@@ -163,7 +173,25 @@ pub(crate) struct Actor {
     pub(crate) limits: NodeLimits,
     pub(crate) accepting: Arc<AtomicUsize>,
     pub(crate) refused: u64,
+    pub(crate) validation: Option<ValidationMode>,
+    pub(crate) probes: Probes,
+    /// The state machine's counts as last mirrored into the metrics.
+    pub(crate) mirrored: MeshCounts,
+    /// When the frame being handled arrived, for the delivery latency.
+    pub(crate) arrived: Option<Instant>,
+    /// Receive-queue drops not reported yet, and when they last were.
+    pub(crate) overflow: Overflow,
 }
+
+/// Rate-limits [`Event::QueueOverflow`].
+#[derive(Debug, Default)]
+pub(crate) struct Overflow {
+    unreported: u64,
+    reported_ms: u64,
+}
+
+/// At most one [`Event::QueueOverflow`] in this long.
+const OVERFLOW_EVERY_MS: u64 = 1000;
 
 /// Limits the actor enforces on connections.
 #[derive(Clone, Debug)]
@@ -182,6 +210,9 @@ impl Drop for CountGuard {
     }
 }
 
+/// Prepared sends taken from the channel in one turn of the actor.
+const SEND_BURST: usize = 256;
+
 pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -198,6 +229,7 @@ impl Actor {
         listener: TcpListener,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut internal: mpsc::Receiver<Internal>,
+        mut sends: mpsc::Receiver<Prepared>,
     ) {
         let cancel = self.spawner.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -208,6 +240,7 @@ impl Actor {
         let mut out: Vec<Action> = Vec::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
+            let sends_blocked = !sends.is_empty() && self.peer_queues_high();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -215,6 +248,25 @@ impl Actor {
                     Some(event) => self.on_internal(event, &mut out),
                     None => break,
                 },
+                // The application's sends wait (in their bounded channel,
+                // so `send().await` waits) while a peer's queue is over half
+                // its bound: our own traffic never makes a peer "too slow".
+                // The write loop reports when it drains below half
+                // (`Internal::Drained`), which wakes this loop.
+                prepared = sends.recv(), if !sends_blocked => {
+                    // A burst of the application's sends in one go.
+                    let mut next = prepared;
+                    let mut taken = 0;
+                    while let Some(p) = next {
+                        self.probes.sent(match p.msg_type() {
+                            MainFlag::Whisper => Sent::Whisper,
+                            _ => Sent::Broadcast,
+                        });
+                        self.node.with_mesh(unix_now_ms(), &mut out, |m, out| m.send_prepared(p, out));
+                        taken += 1;
+                        next = if taken < SEND_BURST { sends.try_recv().ok() } else { None };
+                    }
+                }
                 command = commands.recv() => match command {
                     Some(Command::Close(done)) => {
                         close_waiters.push(done);
@@ -232,6 +284,7 @@ impl Actor {
                         {
                             // Over a limit: refuse at once, before any work.
                             self.refused += 1;
+                            self.probes.refused();
                             tracing::debug!(%remote, "connection refused: limit reached");
                             drop(stream);
                         } else {
@@ -243,9 +296,15 @@ impl Actor {
                     let now_ms = unix_now_ms();
                     self.node.with_mesh(now_ms, &mut out, |m, out| m.keepalive(now_ms, out));
                 }
-                _ = tick.tick() => self.node.on_tick(unix_now_ms(), &mut out),
+                _ = tick.tick() => {
+                    let now_ms = unix_now_ms();
+                    self.node.on_tick(now_ms, &mut out);
+                    self.report_overflow(now_ms);
+                    self.mirror_metrics();
+                }
             }
             self.carry_out(&mut out);
+            self.arrived = None;
         }
         cancel.cancel();
         drop(listener);
@@ -266,6 +325,14 @@ impl Actor {
         }
     }
 
+    /// Whether some peer's send queue holds more than half its bound.
+    fn peer_queues_high(&self) -> bool {
+        let high = self.spawner.settings.send_buffer / 2;
+        self.conns
+            .values()
+            .any(|c| c.handle.queued.load(Ordering::Relaxed) > high)
+    }
+
     fn adopt_stream(
         &self,
         tcp: TcpStream,
@@ -280,28 +347,47 @@ impl Actor {
         self.spawner.tracker.spawn(async move {
             // Counts as accepting until the actor knows the connection.
             let _guard = CountGuard(accepting);
+            let remote = crate::transport::peer_addr(&tcp);
+            let ours = spawner.transport.name();
             // The transport's own handshake (TLS, WebSocket) runs here, off
             // the actor, and is bounded in time.
             let accepted = tokio::select! {
                 _ = spawner.cancel.cancelled() => return,
                 r = tokio::time::timeout(timeout, spawner.transport.accept(tcp)) => r,
             };
-            let stream = match accepted {
-                Ok(Ok(stream)) => stream,
+            let refusal = match accepted {
+                Ok(Ok(stream)) => {
+                    connection::start(stream, outgoing, dial, waiter, &spawner).await;
+                    return;
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%e, "transport handshake failed");
-                    return;
+                    Refusal::from_io(&e)
+                        .cloned()
+                        .unwrap_or_else(|| Refusal::Handshake {
+                            remote: remote.clone(),
+                            ours,
+                            error: e.to_string(),
+                        })
                 }
                 Err(_) => {
                     tracing::debug!("transport handshake timed out");
-                    return;
+                    Refusal::Handshake {
+                        remote: remote.clone(),
+                        ours,
+                        error: format!("not done within {timeout:?}"),
+                    }
                 }
             };
-            connection::start(stream, outgoing, dial, waiter, &spawner).await;
+            let _ = spawner
+                .internal
+                .send(Internal::Refused { remote, refusal })
+                .await;
         });
     }
 
     fn dial(&mut self, dial: DialId, addr: PeerAddr, waiter: Option<ConnectWaiter>) {
+        self.probes.dial();
         let spawner = self.spawner.clone();
         let timeout = self.dial_timeout;
         self.spawner.tracker.spawn(async move {
@@ -315,7 +401,10 @@ impl Actor {
                 }
                 Ok(Err(_)) | Err(_) => {
                     let error = match result {
-                        Ok(Err(e)) => Error::io(format!("cannot connect to {addr}"), e),
+                        Ok(Err(e)) => match Refusal::from_io(&e) {
+                            Some(refusal) => Error::Refused(refusal.clone()),
+                            None => Error::io(format!("cannot connect to {addr}"), e),
+                        },
                         _ => Error::Timeout(timeout),
                     };
                     let _ = spawner
@@ -345,6 +434,7 @@ impl Actor {
                 if let Some(w) = waiter {
                     self.waiters.insert(conn, w);
                 }
+                self.probes.opened(outgoing);
                 self.conns.insert(
                     conn,
                     ConnEntry {
@@ -355,12 +445,20 @@ impl Actor {
                 );
                 self.node.on_open(now_ms, conn, outgoing, remote, dial, out);
             }
-            Internal::Frame { conn, frame } => self.node.on_frame(now_ms, conn, frame, out),
+            Internal::Frames {
+                conn,
+                frames,
+                arrived,
+            } => {
+                self.arrived = Some(arrived);
+                for frame in frames {
+                    self.node.on_frame(now_ms, conn, frame, out);
+                }
+            }
             Internal::Closed { conn, error } => {
-                if let Some(e) = error {
-                    self.node.with_mesh(now_ms, out, |m, out| {
-                        m.close(now_ms, conn, CloseReason::Protocol(e), out)
-                    });
+                if let Some(reason) = error {
+                    self.node
+                        .with_mesh(now_ms, out, |m, out| m.close(now_ms, conn, reason, out));
                 }
                 self.node.on_closed(now_ms, conn, out);
                 // Forget the connection after the events above have read it.
@@ -369,16 +467,28 @@ impl Actor {
                     reason: CloseReason::Disconnected,
                 });
             }
+            Internal::Drained { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.node.on_writable(now_ms, conn, out);
+                }
+            }
             Internal::DialFailed {
                 dial,
                 error,
                 waiter,
             } => {
                 tracing::debug!(%error, "dial failed");
+                self.probes.dial_failed();
                 self.node.on_dial_failed(now_ms, dial);
                 if let Some(w) = waiter {
                     let _ = w.send(Err(error));
                 }
+            }
+            Internal::Refused { remote, refusal } => {
+                let reason = CloseReason::Transport(refusal);
+                tracing::debug!(%remote, %reason, "refused during the transport handshake");
+                self.probes.closed(&reason);
+                let _ = self.events.send(Event::Rejected { remote, reason });
             }
         }
     }
@@ -387,31 +497,29 @@ impl Actor {
         let now_ms = unix_now_ms();
         let node = &mut self.node;
         match command {
-            Command::Send {
-                flag,
-                msg_type,
-                packets,
-                done,
-            } => {
-                let r = node.with_mesh(now_ms, out, |m, out| {
-                    m.send(now_ms, flag, msg_type, packets, out)
-                });
-                let _ = done.send(r.map_err(Error::from));
-            }
             Command::Whisper { to, packets, done } => {
                 let r = node.with_mesh(now_ms, out, |m, out| m.whisper(now_ms, &to, packets, out));
+                if r.is_ok() {
+                    self.probes.sent(Sent::Whisper);
+                }
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::WhisperConn { conn, packets } => {
                 if let Some(peer) = node.mesh().peer_of(conn).cloned() {
-                    let _ = node
+                    let r = node
                         .with_mesh(now_ms, out, |m, out| m.whisper(now_ms, &peer, packets, out));
+                    if r.is_ok() {
+                        self.probes.sent(Sent::Whisper);
+                    }
                 }
             }
             Command::Reply { to, packets, done } => {
                 let r = node
                     .with_mesh(now_ms, out, |m, out| m.reply(now_ms, &to, packets, out))
                     .map_err(Error::from);
+                if r.is_ok() {
+                    self.probes.sent(Sent::Reply);
+                }
                 match done {
                     Some(done) => {
                         let _ = done.send(r);
@@ -461,6 +569,9 @@ impl Actor {
                 let _ = done.send(r.map_err(Error::from));
             }
             Command::RegisterHandler(h) => self.handlers.push(h),
+            Command::Validated { ticket, verdict } => {
+                node.on_validated(now_ms, ticket, verdict, out);
+            }
             Command::Layer(f) => node.with_layer(now_ms, out, |layer, ctx| f(&mut **layer, ctx)),
             Command::Snapshot(done) => {
                 let mesh = node.mesh();
@@ -503,6 +614,7 @@ impl Actor {
                 };
                 if full {
                     self.slow_dropped += 1;
+                    self.probes.dropped(Dropped::SlowPeer);
                     let now_ms = unix_now_ms();
                     self.node.with_mesh(now_ms, out, |m, out| {
                         m.close(now_ms, conn, CloseReason::TooSlow, out)
@@ -512,6 +624,15 @@ impl Actor {
             Action::Close { conn, reason } => {
                 if let Some(entry) = self.conns.remove(&conn) {
                     entry.handle.cancel.cancel();
+                    self.probes.forgotten(entry.outgoing);
+                    self.probes.closed(&reason);
+                    if let CloseReason::Protocol(e) = &reason {
+                        self.probes.dropped(if too_big(e) {
+                            Dropped::TooBig
+                        } else {
+                            Dropped::ProtocolError
+                        });
+                    }
                 }
                 if let Some(w) = self.waiters.remove(&conn) {
                     let ours = self.node.mesh().config().protocol.id().to_owned();
@@ -524,6 +645,7 @@ impl Actor {
                 expected_id: _,
             } => self.dial(dial, addr, None),
             Action::Deliver(delivery) => self.deliver(delivery),
+            Action::Validate { ticket, delivery } => self.validate(ticket, delivery, out),
             Action::Event(event) => self.on_event(event),
         }
     }
@@ -558,11 +680,17 @@ impl Actor {
                 tracing::debug!(%remote, %reason, "closing connection");
                 Event::Rejected { remote, reason }
             }
+            MeshEvent::ReplyUnrouted { to } => {
+                self.probes.dropped(Dropped::Unrouted);
+                Event::ReplyFailed { to }
+            }
         };
         let _ = self.events.send(public);
     }
 
-    fn deliver(&mut self, delivery: Delivery) {
+    /// The application's view of a delivery: the message and the
+    /// connection it came on.
+    fn message_and_connection(&self, delivery: Delivery) -> (Message, Connection) {
         let Delivery { message, id, conn } = delivery;
         let (remote, outgoing) = self
             .conns
@@ -582,6 +710,52 @@ impl Actor {
             outgoing,
             commands: self.commands_weak.clone(),
         };
+        (msg, connection)
+    }
+
+    /// Asks the validator about a held broadcast: at once (synchronous),
+    /// or by handing it to the application (asynchronous; ignored when
+    /// the application's queue is full or gone).
+    fn validate(&mut self, ticket: ValidationId, delivery: Delivery, out: &mut Vec<Action>) {
+        let (message, connection) = self.message_and_connection(delivery);
+        let now_ms = unix_now_ms();
+        let verdict = match &self.validation {
+            Some(ValidationMode::Sync(f)) => {
+                let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    f(&message, &connection)
+                }));
+                verdict.unwrap_or_else(|_| {
+                    tracing::error!("a validator panicked");
+                    Validation::Ignore
+                })
+            }
+            Some(ValidationMode::Async(tx)) => {
+                let pending = PendingValidation {
+                    message,
+                    connection,
+                    ticket,
+                    commands: self.commands_weak.clone(),
+                    decided: false,
+                };
+                match tx.try_send(pending) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        // Decided right here, not by its drop.
+                        e.into_inner().decided = true;
+                        Validation::Ignore
+                    }
+                }
+            }
+            None => Validation::Accept,
+        };
+        self.node.on_validated(now_ms, ticket, verdict, out);
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        if let Some(arrived) = self.arrived {
+            self.probes.delivered(arrived);
+        }
+        let (msg, connection) = self.message_and_connection(delivery);
         for handler in &self.handlers {
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 handler(&msg, &connection)
@@ -602,16 +776,93 @@ impl Actor {
         if !queued {
             return;
         }
-        {
+        let overflowed = {
             let mut queue = self.inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if queue.len() >= self.inbox.capacity {
+            let full = queue.len() >= self.inbox.capacity;
+            if full {
                 queue.pop_front();
-                self.queue_dropped += 1;
             }
             queue.push_back(msg);
-        }
+            full
+        };
         self.inbox.notify.notify_waiters();
         self.inbox.notify.notify_one();
         let _ = self.events.send(Event::Message);
+        if overflowed {
+            self.queue_dropped += 1;
+            self.overflow.unreported += 1;
+            self.probes.dropped(Dropped::QueueFull);
+            self.report_overflow(unix_now_ms());
+        }
     }
+
+    /// Raises [`Event::QueueOverflow`] for receive-queue drops not yet
+    /// reported, unless one was raised less than a second ago (the tick
+    /// reports the rest).
+    fn report_overflow(&mut self, now_ms: u64) {
+        let o = &mut self.overflow;
+        if o.unreported == 0 || now_ms.saturating_sub(o.reported_ms) < OVERFLOW_EVERY_MS {
+            return;
+        }
+        let dropped = std::mem::take(&mut o.unreported);
+        o.reported_ms = now_ms;
+        tracing::warn!(dropped, "receive queue full: oldest messages dropped");
+        let _ = self.events.send(Event::QueueOverflow {
+            dropped,
+            total: self.queue_dropped,
+        });
+    }
+
+    /// Brings the metrics up to date with the state machine's counts and
+    /// the node's levels (on the tick).
+    fn mirror_metrics(&mut self) {
+        if !cfg!(feature = "metrics") {
+            return;
+        }
+        let mesh = self.node.mesh();
+        let (duplicates, stale, future) = mesh.waterfall_drops();
+        let (validation_rejected, validation_overflow) = mesh.validation_counts();
+        let now = MeshCounts {
+            received: [
+                MainFlag::Broadcast,
+                MainFlag::Renegotiate,
+                MainFlag::Whisper,
+                MainFlag::Ping,
+                MainFlag::Pong,
+            ]
+            .map(|kind| mesh.messages_received(kind)),
+            duplicates,
+            stale,
+            future,
+            validation_rejected,
+            validation_overflow,
+            replies_refused: mesh.replies_refused(),
+        };
+        let levels = Levels {
+            peers: mesh.peer_count(),
+            awaiting: mesh.awaiting_count(),
+            send_queue_bytes: self
+                .conns
+                .values()
+                .map(|c| c.handle.queued.load(Ordering::Relaxed))
+                .sum(),
+            receive_queue: self
+                .inbox
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+            pending_replies: mesh.pending_len(),
+            waterfall: mesh.waterfall_len(),
+        };
+        self.probes.mirror(&now, &mut self.mirrored, &levels);
+    }
+}
+
+/// Whether a codec error is a size limit (rather than malformed data).
+fn too_big(e: &CodecError) -> bool {
+    matches!(
+        e,
+        CodecError::FrameTooLarge { .. } | CodecError::DecompressedTooLarge { .. }
+    )
 }

@@ -15,8 +15,11 @@ use tokio_util::task::TaskTracker;
 use super::actor::{Actor, Inbox, NodeLimits};
 use super::connection::{ConnIds, ConnSettings, Spawner};
 use super::error::Error;
+use super::message::{Connection, Message};
+use super::metrics::Probes;
 use super::socket::{MeshSocket, Shared};
-use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack};
+use super::validation::{ValidationMode, Validations, Validator};
+use crate::protocol::mesh::{Layer, MeshConfig, MeshState, Stack, Validation};
 use crate::protocol::{
     py2p_addr_text, uuid4_text, CodecLimits, Compression, IdWire, PeerAddr, PeerId, Protocol,
 };
@@ -53,6 +56,25 @@ pub struct MeshBuilder {
     stall_timeout: Duration,
     idle_timeout: Option<Duration>,
     keepalive: Option<Duration>,
+    validation: Option<ValidationChoice>,
+    #[cfg(feature = "metrics")]
+    metrics_group: Option<(super::metrics::MetricsGroup, String)>,
+}
+
+/// Which validation the builder sets up.
+#[derive(Clone)]
+enum ValidationChoice {
+    Sync(Validator),
+    Async,
+}
+
+impl std::fmt::Debug for ValidationChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValidationChoice::Sync(_) => "Sync",
+            ValidationChoice::Async => "Async",
+        })
+    }
 }
 
 impl Default for MeshBuilder {
@@ -71,6 +93,9 @@ impl Default for MeshBuilder {
             stall_timeout: Duration::from_secs(60),
             idle_timeout: None,
             keepalive: None,
+            validation: None,
+            #[cfg(feature = "metrics")]
+            metrics_group: None,
         }
     }
 }
@@ -117,7 +142,9 @@ impl MeshBuilder {
     }
 
     /// Messages kept for [`MeshSocket::recv`]; the oldest is dropped past
-    /// this. Default 65,536.
+    /// this, and the drop reported: [`Event::QueueOverflow`](super::Event::QueueOverflow)
+    /// (at most once a second) and the `queue_full` reason of the
+    /// `rs2p_messages_dropped_total` metric. Default 65,536.
     pub fn recv_queue(mut self, messages: usize) -> Self {
         self.recv_queue = messages;
         self
@@ -182,6 +209,57 @@ impl MeshBuilder {
         self
     }
 
+    /// Validates every new broadcast from a peer before it is relayed or
+    /// delivered: `f` is called in the node (keep it quick) and decides
+    /// (see [`crate::net::validation`]). A peer whose broadcasts are
+    /// rejected more than `max_rejections` times is disconnected.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::protocol::mesh::Validation;
+    /// let node = rs2p::MeshSocket::builder()
+    ///     .validator(|msg, _conn| {
+    ///         if msg.packets().first().and_then(|p| p.as_str()) == Some("spam") {
+    ///             Validation::Reject
+    ///         } else {
+    ///             Validation::Accept
+    ///         }
+    ///     })
+    ///     .bind("127.0.0.1:0")
+    ///     .await?;
+    /// # node.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn validator<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Message, &Connection) -> Validation + Send + Sync + 'static,
+    {
+        self.config.validate = true;
+        self.validation = Some(ValidationChoice::Sync(Arc::new(f)));
+        self
+    }
+
+    /// Validates every new broadcast from a peer before it is relayed or
+    /// delivered, asynchronously: take the broadcasts with
+    /// [`MeshSocket::validations`] and decide about each when ready. At
+    /// most `max_pending` wait at once (past that new ones are dropped
+    /// until you catch up); undecided ones are ignored after 10 s.
+    pub fn async_validation(mut self, max_pending: usize) -> Self {
+        self.config.validate = true;
+        self.config.max_pending_validations = max_pending.max(1);
+        self.validation = Some(ValidationChoice::Async);
+        self
+    }
+
+    /// Rejected broadcasts tolerated from one connection before it is
+    /// closed. Default 10.
+    pub fn max_rejections(mut self, n: u32) -> Self {
+        self.config.max_rejections = n;
+        self
+    }
+
     /// Whether lost peers are redialled (exponential backoff with jitter)
     /// and remembered addresses used to refill the routing table up to
     /// `max_outgoing`. Default true.
@@ -202,6 +280,20 @@ impl MeshBuilder {
     /// encrypts, authenticates no one — see [`TlsOptions`]).
     pub fn tls(mut self, options: TlsOptions) -> Self {
         self.tls = options;
+        self
+    }
+
+    /// Keeps the node's metrics in `group`, its series labelled
+    /// `node=<label>`, so several nodes share one set of metric families
+    /// (see [`MetricsGroup`](super::metrics::MetricsGroup)). Default: a
+    /// group of its own, without the label.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_group(
+        mut self,
+        group: &super::metrics::MetricsGroup,
+        label: impl Into<String>,
+    ) -> Self {
+        self.metrics_group = Some((group.clone(), label.into()));
         self
     }
 
@@ -300,7 +392,19 @@ impl MeshBuilder {
         }
         let node = Stack::new(MeshState::new(id.clone(), out_addr.clone(), config), layer);
 
+        let (validation, validations) = match self.validation.clone() {
+            None => (None, None),
+            Some(ValidationChoice::Sync(f)) => (Some(ValidationMode::Sync(f)), None),
+            Some(ValidationChoice::Async) => {
+                let (tx, rx) = mpsc::channel(config_pending(node.mesh().config()));
+                (Some(ValidationMode::Async(tx)), Some(Validations { rx }))
+            }
+        };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        // The application's broadcasts, prepared in its own tasks; bounded,
+        // so a sender faster than the node waits instead of piling up.
+        let (sends_tx, sends_rx) = mpsc::channel(SENDS_QUEUE);
+        let sender_id = node.mesh().id().clone();
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(1024);
         let inbox = Arc::new(Inbox {
@@ -310,6 +414,13 @@ impl MeshBuilder {
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        #[cfg(feature = "metrics")]
+        let probes = match &self.metrics_group {
+            Some((group, label)) => Probes::in_group(group, Some(label), transport.name()),
+            None => Probes::new(transport.name()),
+        };
+        #[cfg(not(feature = "metrics"))]
+        let probes = Probes::new(transport.name());
         let actor = Actor {
             node,
             conns: HashMap::new(),
@@ -330,6 +441,7 @@ impl MeshBuilder {
                 },
                 ids: Arc::new(ConnIds::default()),
                 transport,
+                probes: probes.clone(),
             },
             dial_timeout: self.dial_timeout,
             slow_dropped: 0,
@@ -341,6 +453,11 @@ impl MeshBuilder {
             },
             accepting: Arc::new(AtomicUsize::new(0)),
             refused: 0,
+            validation,
+            probes: probes.clone(),
+            mirrored: Default::default(),
+            arrived: None,
+            overflow: Default::default(),
         };
         let done = CancellationToken::new();
         let done_signal = done.clone();
@@ -351,12 +468,15 @@ impl MeshBuilder {
             // the node as shut down instead of waiting forever.
             let _stop = stop_tasks.drop_guard();
             let _done = done_signal.drop_guard();
-            actor.run(listener, cmd_rx, internal_rx).await;
+            actor.run(listener, cmd_rx, internal_rx, sends_rx).await;
         });
         tracing::info!(id = %id.short(12), %local, "mesh node listening");
         Ok(MeshSocket {
             shared: Arc::new(Shared {
                 commands: cmd_tx,
+                sends: sends_tx,
+                sender_id,
+                limits,
                 id,
                 local,
                 out_addr,
@@ -366,6 +486,8 @@ impl MeshBuilder {
                 cancel,
                 done,
                 handshake_timeout: self.handshake_timeout,
+                validations: std::sync::Mutex::new(validations),
+                probes,
             }),
         })
     }
@@ -393,3 +515,11 @@ fn reachable_ip(bound: IpAddr) -> IpAddr {
     };
     probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
+
+/// Room for broadcasts waiting for the application's decision.
+fn config_pending(config: &MeshConfig) -> usize {
+    config.max_pending_validations.max(1)
+}
+
+/// Prepared sends that may wait for the node at once.
+const SENDS_QUEUE: usize = 1024;

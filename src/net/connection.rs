@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::actor::Internal;
-use crate::protocol::mesh::{ConnId, DialId};
+use super::metrics::Probes;
+use crate::protocol::mesh::{CloseReason, ConnId, DialId};
 use crate::protocol::{CodecError, FrameDecoder};
-use crate::transport::{ByteReader, FrameWriter, Stream, Transport};
+use crate::transport::{
+    certificate_problem, recognise, ByteReader, FrameWriter, Refusal, Stream, Transport,
+};
 
 /// What the actor keeps for each open connection.
 #[derive(Debug)]
@@ -82,6 +85,11 @@ pub(crate) async fn start(
         writer,
         remote,
     } = stream;
+    let peer = Peer {
+        conn,
+        remote: remote.clone(),
+        transport: spawner.transport.name(),
+    };
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicUsize::new(0));
     let cancel = spawner.cancel.child_token();
@@ -107,25 +115,76 @@ pub(crate) async fn start(
         return;
     }
     let tracker = &spawner.tracker;
-    tracker.spawn(write_loop(writer, rx, queued, cancel.clone()));
+    let probes = &spawner.probes;
+    tracker.spawn(write_loop(
+        writer,
+        rx,
+        queued,
+        cancel.clone(),
+        Drains {
+            conn,
+            internal: internal.clone(),
+            half: spawner.settings.send_buffer / 2,
+        },
+        probes.clone(),
+    ));
     tracker.spawn(read_loop(
         reader,
-        conn,
+        peer,
         internal,
         cancel,
         spawner.settings.clone(),
+        probes.clone(),
     ));
+}
+
+/// Who is at the other end of a connection, for the read loop's errors.
+struct Peer {
+    conn: ConnId,
+    remote: String,
+    /// This node's transport.
+    transport: &'static str,
+}
+
+impl Peer {
+    /// Why the stream failed to split into frames: a peer recognisably
+    /// speaking another transport (from the first bytes, when no frame
+    /// came before them) or the codec error itself.
+    fn frame_error(&self, e: CodecError, decoder: &mut FrameDecoder, framed: bool) -> CloseReason {
+        // Only where the bytes arrive as they were sent (Plaintext) or
+        // straight out of TLS (SSL): WebSocket has checked its own framing.
+        let inside_tls = match self.transport {
+            "Plaintext" => false,
+            "SSL" => true,
+            _ => return CloseReason::Protocol(e),
+        };
+        let buffered = decoder.buffer_mut();
+        let first = &buffered[..buffered.len().min(16)];
+        match recognise(first, inside_tls, true) {
+            Some(theirs) if !framed => CloseReason::Transport(Refusal::WrongTransport {
+                remote: self.remote.clone(),
+                theirs,
+                ours: self.transport,
+            }),
+            _ => CloseReason::Protocol(e),
+        }
+    }
 }
 
 async fn read_loop(
     mut reader: ByteReader,
-    conn: ConnId,
+    peer: Peer,
     internal: mpsc::Sender<Internal>,
     cancel: CancellationToken,
     settings: ConnSettings,
+    probes: Probes,
 ) {
+    let conn = peer.conn;
     let mut decoder = FrameDecoder::new(settings.max_frame_len);
-    let error: Option<CodecError> = loop {
+    // Whether a frame was split already (a peer that sent one speaks our
+    // transport).
+    let mut framed = false;
+    let error: Option<CloseReason> = loop {
         // Mid-frame, the stall timeout applies, and the idle one too if
         // shorter (a link that dies mid-frame is as silent as one that dies
         // between frames); between frames, the idle one.
@@ -145,32 +204,50 @@ async fn read_loop(
             read = read_within(&mut reader, &mut decoder, limit) => read,
         };
         match read {
-            Some(Ok(0)) => break decoder.finish().err(),
-            Some(Ok(_)) => {}
-            Some(Err(_)) => break None,
+            Some(Ok(0)) => {
+                break match decoder.finish() {
+                    Ok(()) => None,
+                    Err(e) => Some(peer.frame_error(e, &mut decoder, framed)),
+                }
+            }
+            Some(Ok(n)) => probes.bytes_in(n),
+            // A certificate refused in verified TLS is named; other read
+            // errors end the connection as a close by the peer.
+            Some(Err(e)) => {
+                break certificate_problem(&e, &peer.remote).map(CloseReason::Transport)
+            }
             None => {
                 tracing::debug!(conn, "connection stalled or idle: closing");
                 break None;
             }
         }
+        // Every whole frame of this read goes to the actor in one message:
+        // one channel operation and one wake-up per read, not per frame.
+        let arrived = Instant::now();
         let mut failed = None;
+        let mut frames = Vec::new();
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
-                    if internal
-                        .send(Internal::Frame { conn, frame })
-                        .await
-                        .is_err()
-                    {
-                        cancel.cancel();
-                        break;
-                    }
+                    framed = true;
+                    frames.push(frame);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    failed = Some(e);
+                    failed = Some(peer.frame_error(e, &mut decoder, framed));
                     break;
                 }
+            }
+        }
+        if !frames.is_empty() {
+            probes.frames_in(frames.len() as u64);
+            let batch = Internal::Frames {
+                conn,
+                frames,
+                arrived,
+            };
+            if internal.send(batch).await.is_err() {
+                cancel.cancel();
             }
         }
         if failed.is_some() {
@@ -180,16 +257,29 @@ async fn read_loop(
             break None;
         }
     };
+    if let Some(CloseReason::Transport(Refusal::WrongTransport { .. })) = &error {
+        // A peer on another transport: the actor closes the connection
+        // once our handshake is queued (it knows the connection before
+        // this), the write loop sends it, and the peer reads it and can
+        // name our transport in turn.
+        let _ = internal.send(Internal::Closed { conn, error }).await;
+        drain(&mut reader).await;
+        return;
+    }
     cancel.cancel();
     if error.is_none() {
-        // Read on until the peer's FIN (bounded) so our close is a clean
-        // one: unread bytes would turn it into a reset that can discard
-        // what we just wrote.
-        let mut sink = [0u8; 4096];
-        let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
-        let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
+        drain(&mut reader).await;
     }
     let _ = internal.send(Internal::Closed { conn, error }).await;
+}
+
+/// Reads on until the peer's FIN (bounded) so our close is a clean one:
+/// unread bytes would turn it into a reset that can discard what we just
+/// wrote.
+async fn drain(reader: &mut ByteReader) {
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_millis(250), drain).await;
 }
 
 /// One read into the decoder's buffer; `None` if `limit` passed first.
@@ -200,10 +290,14 @@ async fn read_within(
 ) -> Option<std::io::Result<usize>> {
     decoder.prepare_read();
     let read = reader.read_buf(decoder.buffer_mut());
-    match limit {
+    let read = match limit {
         Some(limit) => tokio::time::timeout(limit, read).await.ok(),
         None => Some(read.await),
+    };
+    if let Some(Ok(n)) = read {
+        decoder.note_read(n);
     }
+    read
 }
 
 /// How long a closing connection may spend writing what was queued.
@@ -212,14 +306,32 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 /// Most frames gathered into one write.
 const MAX_BATCH: usize = 256;
 
+/// A send queue that held at least this many bytes and then emptied is
+/// reported to the actor ([`Internal::Drained`]): a layer pacing a burst
+/// by the connection (sync's catch-up) may send the next part.
+const DRAIN_NOTICE: usize = 64 << 10;
+
+/// Where a write loop reports that its queue drained.
+struct Drains {
+    conn: ConnId,
+    internal: mpsc::Sender<Internal>,
+    /// Half the send buffer.
+    half: usize,
+}
+
 async fn write_loop(
     mut writer: Box<dyn FrameWriter>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cancel: CancellationToken,
+    drains: Drains,
+    probes: Probes,
 ) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+    // Grows with the first burst; an idle connection holds none.
+    let mut batch: Vec<Bytes> = Vec::new();
     let mut flush_on_exit = true;
+    // The most bytes queued since the queue was last empty.
+    let mut peak = 0;
     loop {
         let first = tokio::select! {
             biased;
@@ -242,11 +354,26 @@ async fn write_loop(
             r = writer.write_frames(&batch) => r,
         };
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        queued.fetch_sub(bytes, Ordering::Relaxed);
+        let before = queued.fetch_sub(bytes, Ordering::Relaxed);
+        let frames = batch.len();
         batch.clear();
         if written.is_err() {
             flush_on_exit = false;
             break;
+        }
+        probes.written(frames, bytes);
+        peak = peak.max(before);
+        // Crossing below half the bound lets the actor take the
+        // application's sends again; emptying after a burst lets a layer
+        // send its next part.
+        let below_half = before > drains.half && before - bytes <= drains.half;
+        let emptied = before == bytes && std::mem::take(&mut peak) >= DRAIN_NOTICE;
+        if below_half || emptied {
+            let drained = Internal::Drained { conn: drains.conn };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = drains.internal.send(drained) => {}
+            }
         }
     }
     // Closing: write what was already queued (bounded in time), then FIN.
@@ -257,6 +384,7 @@ async fn write_loop(
             }
             if !batch.is_empty() {
                 writer.write_frames(&batch).await?;
+                probes.written(batch.len(), batch.iter().map(Bytes::len).sum());
             }
         }
         writer.shutdown().await
@@ -274,4 +402,5 @@ pub(crate) struct Spawner {
     pub(crate) settings: ConnSettings,
     pub(crate) ids: Arc<ConnIds>,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) probes: Probes,
 }

@@ -35,6 +35,11 @@ pub enum Error {
     /// The connection was closed before its handshake completed.
     #[error("connection closed before the handshake completed: {0}")]
     Closed(CloseReason),
+    /// The peer was refused, or refused us, at the transport level for a
+    /// reason that names the fix: it speaks another transport, or a
+    /// certificate was refused (verified TLS).
+    #[error(transparent)]
+    Refused(#[from] crate::transport::Refusal),
     /// The operation did not complete in time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -56,6 +61,9 @@ pub enum Error {
     /// not a map).
     #[error(transparent)]
     Sync(#[from] crate::protocol::sync::SyncError),
+    /// A DHT operation failed (no value, no quorum, timeout, bounds).
+    #[error(transparent)]
+    Chord(#[from] crate::protocol::chord::ChordError),
 }
 
 impl Error {
@@ -73,6 +81,7 @@ impl Error {
                 theirs,
             },
             CloseReason::SelfConnection => Error::SelfConnection,
+            CloseReason::Transport(refusal) => Error::Refused(refusal),
             other => Error::Closed(other),
         }
     }

@@ -288,11 +288,29 @@ pub enum Event {
         peers: Vec<(PeerId, PeerAddr)>,
     },
     /// A connection was refused or dropped before or outside the routing
-    /// table (subnet mismatch, protocol error, self-connection, …).
+    /// table (subnet mismatch, protocol error, self-connection, a peer
+    /// on another transport, a refused certificate, …).
     Rejected {
         /// The remote address.
         remote: String,
         /// Why.
         reason: CloseReason,
+    },
+    /// The receive queue was full and dropped its oldest messages to make
+    /// room (see [`MeshBuilder::recv_queue`](super::MeshBuilder::recv_queue)).
+    /// Raised at most once a second while it overflows, never lost: each
+    /// event counts the messages dropped since the previous one.
+    QueueOverflow {
+        /// Messages dropped since the previous `QueueOverflow` event.
+        dropped: u64,
+        /// Messages dropped since the node started.
+        total: u64,
+    },
+    /// A reply to a node this node is not connected to was dropped: no
+    /// peer knew a route to it within the request timeout, or dialling it
+    /// failed. One event per reply.
+    ReplyFailed {
+        /// The node the reply was for.
+        to: PeerId,
     },
 }

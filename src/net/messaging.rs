@@ -1,14 +1,20 @@
 //! What a [`MeshSocket`] sends and receives: broadcasts, whispers,
 //! replies, the receive queue, events and handlers.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures_util::Stream;
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 
+use super::actor::unix_now_ms;
 use super::actor::{Command, Handler};
 use super::error::Error;
 use super::message::{Connection, Event, Message};
 use super::socket::MeshSocket;
+use crate::protocol::mesh::Prepared;
 use crate::protocol::{MainFlag, MessageId, Packet, PeerId, SubFlag};
 
 impl MeshSocket {
@@ -68,13 +74,24 @@ impl MeshSocket {
         flag: Packet,
         msg_type: MainFlag,
     ) -> Result<MessageId, Error> {
-        self.ask(|done| Command::Send {
+        // Encoded and hashed here, in the caller's task; the node records
+        // it and fans it out without a round trip back to us.
+        let shared = &self.shared;
+        let prepared = Prepared::new(
+            &shared.sender_id,
+            unix_now_ms(),
             flag,
             msg_type,
             packets,
-            done,
-        })
-        .await?
+            &shared.limits,
+        )?;
+        let id = prepared.id();
+        shared
+            .sends
+            .send(prepared)
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(id)
     }
 
     /// Sends `packets` directly to one connected peer.
@@ -247,6 +264,36 @@ impl MeshSocket {
         self.shared.events.subscribe()
     }
 
+    /// This node's events as a [`Stream`]: every event raised after the
+    /// call, as [`events`](Self::events) gives them, but with falling
+    /// behind made visible in the stream itself: a subscriber that falls
+    /// more than 1,024 events behind gets `Err(Lagged(n))` for the `n`
+    /// events it missed, then the events after them. The stream ends once
+    /// the node has shut down and the events raised before are read.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use futures_util::StreamExt;
+    /// use rs2p::{Event, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let mut events = a.event_stream();
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// assert_eq!(events.next().await, Some(Ok(Event::Connect)));
+    /// assert_eq!(events.next().await, Some(Ok(Event::PeerJoined(b.id().clone()))));
+    /// a.close().await;
+    /// // What was raised before the shutdown is still there, then the end.
+    /// while let Some(event) = events.next().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn event_stream(&self) -> EventStream {
+        EventStream::new(self.shared.events.subscribe(), self.shared.done.clone())
+    }
+
     /// Adds a message handler. Handlers run on the node's task, in
     /// registration order, after the protocol's own; the first to return
     /// `true` handles the message, which then is not queued. Handlers must
@@ -276,5 +323,77 @@ impl MeshSocket {
     {
         let handler: Handler = Arc::new(handler);
         self.command(Command::RegisterHandler(handler))
+    }
+}
+
+/// A subscriber of [`MeshSocket::event_stream`] fell behind: this many
+/// events were dropped before it read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} node events were missed: the subscriber fell too far behind")]
+pub struct Lagged(pub u64);
+
+type Next = (Option<Result<Event, Lagged>>, broadcast::Receiver<Event>);
+
+/// The events of a node as a [`Stream`] of `Result<Event, Lagged>`: see
+/// [`MeshSocket::event_stream`].
+pub struct EventStream {
+    next: ReusableBoxFuture<'static, Next>,
+    done: CancellationToken,
+    ended: bool,
+}
+
+impl EventStream {
+    fn new(rx: broadcast::Receiver<Event>, done: CancellationToken) -> Self {
+        EventStream {
+            next: ReusableBoxFuture::new(next_event(rx, done.clone())),
+            done,
+            ended: false,
+        }
+    }
+}
+
+/// The next event; `None` once the channel is closed, or the node is done
+/// and nothing is left to read.
+async fn next_event(mut rx: broadcast::Receiver<Event>, done: CancellationToken) -> Next {
+    use broadcast::error::{RecvError, TryRecvError};
+    let item = tokio::select! {
+        biased;
+        r = rx.recv() => match r {
+            Ok(event) => Some(Ok(event)),
+            Err(RecvError::Lagged(n)) => Some(Err(Lagged(n))),
+            Err(RecvError::Closed) => None,
+        },
+        () = done.cancelled() => match rx.try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(TryRecvError::Lagged(n)) => Some(Err(Lagged(n))),
+            Err(_) => None,
+        },
+    };
+    (item, rx)
+}
+
+impl Stream for EventStream {
+    type Item = Result<Event, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let (item, rx) = std::task::ready!(self.next.poll(cx));
+        if item.is_none() {
+            self.ended = true;
+        } else {
+            let done = self.done.clone();
+            self.next.set(next_event(rx, done));
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
     }
 }

@@ -8,10 +8,16 @@ mod error;
 mod inspect;
 mod message;
 mod messaging;
+pub mod metrics;
 mod socket;
+pub mod validation;
 
 pub use actor::{Handler, Snapshot};
 pub use builder::{split_host_port, MeshBuilder};
 pub use error::Error;
 pub use message::{Connection, Event, Message, MessageKind};
+pub use messaging::{EventStream, Lagged};
+#[cfg(feature = "metrics")]
+pub use metrics::{Metrics, MetricsGroup};
 pub use socket::MeshSocket;
+pub use validation::{PendingValidation, Validations, Validator};

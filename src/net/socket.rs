@@ -14,12 +14,19 @@ use super::actor::{unix_now, Command, Inbox};
 use super::builder::{split_host_port, MeshBuilder};
 use super::error::Error;
 use super::message::Event;
-use crate::protocol::mesh::{Layer, LayerCtx};
-use crate::protocol::{PeerAddr, PeerId, Protocol};
+use super::metrics::Probes;
+use super::validation::Validations;
+use crate::protocol::mesh::{Layer, LayerCtx, Prepared};
+use crate::protocol::{CodecLimits, PeerAddr, PeerId, Protocol};
 
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) commands: mpsc::UnboundedSender<Command>,
+    /// Broadcasts and whispers to all, prepared by the caller.
+    pub(super) sends: mpsc::Sender<Prepared>,
+    /// Our id in the form the node sends it.
+    pub(super) sender_id: PeerId,
+    pub(super) limits: CodecLimits,
     pub(super) id: PeerId,
     pub(super) local: SocketAddr,
     pub(super) out_addr: PeerAddr,
@@ -29,6 +36,9 @@ pub(super) struct Shared {
     pub(super) cancel: CancellationToken,
     pub(super) done: CancellationToken,
     pub(super) handshake_timeout: Duration,
+    pub(super) validations: std::sync::Mutex<Option<Validations>>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) probes: Probes,
 }
 
 impl Drop for Shared {
@@ -304,6 +314,60 @@ impl MeshSocket {
     /// ```
     pub fn now(&self) -> u64 {
         unix_now()
+    }
+
+    /// The broadcasts waiting for your decision, when the node was built
+    /// with [`MeshBuilder::async_validation`]. The first call takes them;
+    /// later calls (and nodes without asynchronous validation) get `None`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::builder().async_validation(64).bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// let mut pending = a.validations().expect("asynchronous validation");
+    /// b.send(packets!["hello"]).await?;
+    /// let p = pending.next().await.expect("a broadcast to decide about");
+    /// assert_eq!(p.message().packets()[0].as_str(), Some("hello"));
+    /// p.accept(); // relayed and delivered from here on
+    /// assert_eq!(a.next_message().await?.packets()[0].as_str(), Some("hello"));
+    /// # Ok(()) }
+    /// ```
+    pub fn validations(&self) -> Option<Validations> {
+        self.shared
+            .validations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// This node's Prometheus metrics (feature `metrics`, on by default):
+    /// connections, messages and bytes in and out, drops by reason,
+    /// closes by reason, dials, queue depths and the delivery latency.
+    /// See [`crate::net::metrics`] for the list, and for putting several
+    /// nodes into one registry of your own.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rs2p::Error> {
+    /// use rs2p::{packets, MeshSocket};
+    /// let a = MeshSocket::bind("127.0.0.1:0").await?;
+    /// let b = MeshSocket::bind("127.0.0.1:0").await?;
+    /// b.connect("127.0.0.1", a.addr().port(), None).await?;
+    /// b.send(packets!["hello"]).await?;
+    /// a.next_message().await?;
+    /// let text = b.metrics().encode();
+    /// assert!(text.contains(r#"rs2p_messages_sent_total{kind="broadcast"} 1"#));
+    /// assert!(text.contains(r#"rs2p_connections{direction="outgoing",transport="Plaintext"} 1"#));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> super::metrics::Metrics {
+        self.shared.probes.clone()
     }
 
     /// Shuts the node down: closes every connection and the listener and

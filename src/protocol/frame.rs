@@ -34,6 +34,10 @@ impl std::fmt::Debug for Frame {
     }
 }
 
+/// Room offered to reads between frames, at least and at most.
+const MIN_ROOM: usize = 1024;
+const MAX_ROOM: usize = 64 * 1024;
+
 /// Incremental frame splitter.
 ///
 /// # Examples
@@ -51,6 +55,12 @@ impl std::fmt::Debug for Frame {
 pub struct FrameDecoder {
     buf: BytesMut,
     max_frame_len: usize,
+    /// How much room to offer the next read between frames: grows while
+    /// reads fill what they are offered (a busy stream), shrinks back when
+    /// they do not (an idle connection holds little).
+    room: usize,
+    /// The room offered to the last read, to see whether it was filled.
+    offered: usize,
 }
 
 impl FrameDecoder {
@@ -59,12 +69,25 @@ impl FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             max_frame_len,
+            room: MIN_ROOM,
+            offered: 0,
         }
     }
 
     /// Appends received bytes.
     pub fn feed(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
+    }
+
+    /// Tells the decoder how many bytes the last read (after
+    /// [`prepare_read`](Self::prepare_read)) put in the buffer, so the room
+    /// it offers next follows the traffic.
+    pub fn note_read(&mut self, n: usize) {
+        self.room = if n >= self.offered {
+            (self.room * 2).min(MAX_ROOM)
+        } else {
+            (self.room / 2).max(MIN_ROOM)
+        };
     }
 
     /// The buffer that received bytes go into, for readers that fill it
@@ -74,21 +97,21 @@ impl FrameDecoder {
     }
 
     /// Makes room for the next read: up to 64 KiB, never more than the
-    /// frame being received still needs (or 16 KiB between frames), so a
-    /// peer that announces a large frame cannot make us reserve memory it
-    /// has not sent.
+    /// frame being received still needs, so a peer that announces a large
+    /// frame cannot make us reserve memory it has not sent. Between frames
+    /// the room follows the traffic (see [`note_read`](Self::note_read)):
+    /// 1 KiB on an idle connection, up to 64 KiB on a busy one.
     pub fn prepare_read(&mut self) {
-        const STEP: usize = 64 * 1024;
-        const IDLE: usize = 16 * 1024;
         let want = match self.announced() {
             Some(len) if len <= self.max_frame_len => (PREFIX_LEN + len)
                 .saturating_sub(self.buf.len())
-                .clamp(1, STEP),
-            _ => IDLE,
+                .clamp(1, MAX_ROOM),
+            _ => self.room,
         };
         if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
         }
+        self.offered = self.buf.capacity() - self.buf.len();
     }
 
     /// Bytes buffered that do not yet form a whole frame.

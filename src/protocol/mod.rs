@@ -8,6 +8,7 @@
 
 mod addr;
 pub mod base58;
+pub mod chord;
 pub mod compression;
 mod error;
 mod flags;

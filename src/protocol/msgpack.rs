@@ -77,6 +77,85 @@ pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
     }
 }
 
+/// The length of [`encode`]'s output for `packet`, without encoding it.
+///
+/// # Examples
+/// ```
+/// use rs2p::{protocol::msgpack, Packet};
+/// let p = Packet::from(vec![Packet::from(300), "x".into(), Packet::bin(vec![0; 40])]);
+/// let mut out = Vec::new();
+/// msgpack::encode(&p, &mut out);
+/// assert_eq!(msgpack::encoded_len(&p), out.len());
+/// ```
+pub fn encoded_len(packet: &Packet) -> usize {
+    match packet {
+        Packet::Nil | Packet::Bool(_) => 1,
+        Packet::Int(i) => int_len(*i),
+        Packet::Float(_) => 9,
+        Packet::Str(s) => str_header_len(s.len()) + s.len(),
+        Packet::Bin(b) => bin_header_len(b.len()) + b.len(),
+        Packet::Array(items) => {
+            len_header_len(items.len()) + items.iter().map(encoded_len).sum::<usize>()
+        }
+        Packet::Map(entries) => {
+            len_header_len(entries.len())
+                + entries
+                    .iter()
+                    .map(|(k, v)| encoded_len(k) + encoded_len(v))
+                    .sum::<usize>()
+        }
+        Packet::Ext(_, data) => {
+            let header = match data.len() {
+                1 | 2 | 4 | 8 | 16 => 1,
+                n if n <= 0xff => 2,
+                n if n <= 0xffff => 3,
+                _ => 5,
+            };
+            header + 1 + data.len()
+        }
+    }
+}
+
+fn int_len(value: Int) -> usize {
+    let v = value.as_i128();
+    if (-32..0x80).contains(&v) {
+        1
+    } else if (i128::from(i8::MIN)..=0xff).contains(&v) {
+        2
+    } else if (i128::from(i16::MIN)..=0xffff).contains(&v) {
+        3
+    } else if (i128::from(i32::MIN)..=0xffff_ffff).contains(&v) {
+        5
+    } else {
+        9
+    }
+}
+
+fn str_header_len(len: usize) -> usize {
+    match len {
+        0..32 => 1,
+        32..=0xff => 2,
+        0x100..=0xffff => 3,
+        _ => 5,
+    }
+}
+
+fn bin_header_len(len: usize) -> usize {
+    match len {
+        0..=0xff => 2,
+        0x100..=0xffff => 3,
+        _ => 5,
+    }
+}
+
+fn len_header_len(len: usize) -> usize {
+    match len {
+        0..16 => 1,
+        16..=0xffff => 3,
+        _ => 5,
+    }
+}
+
 /// Appends the smallest msgpack encoding of an integer.
 pub fn encode_int(value: Int, out: &mut Vec<u8>) {
     let v = value.as_i128();
@@ -352,6 +431,59 @@ mod tests {
         let mut out = Vec::new();
         encode(&p.into(), &mut out);
         out
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_encoding() {
+        let mut values: Vec<Packet> = Vec::new();
+        for v in [
+            0i128,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            (1 << 32) - 1,
+            1 << 32,
+            i128::from(u64::MAX),
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i128::from(i32::MIN),
+            i128::from(i32::MIN) - 1,
+            i128::from(i64::MIN),
+        ] {
+            values.push(match i64::try_from(v) {
+                Ok(i) => Packet::from(i),
+                Err(_) => Packet::from(u64::try_from(v).unwrap()),
+            });
+        }
+        for n in [
+            0usize, 1, 2, 4, 8, 15, 16, 17, 31, 32, 255, 256, 65535, 65536,
+        ] {
+            values.push(Packet::Str("x".repeat(n)));
+            values.push(Packet::bin(vec![7u8; n]));
+            values.push(Packet::Ext(3, vec![1u8; n].into()));
+            values.push(Packet::Array(vec![Packet::Nil; n.min(70000)]));
+            values.push(Packet::Map(
+                (0..n.min(300))
+                    .map(|i| (Packet::from(i as u64), Packet::Bool(true)))
+                    .collect(),
+            ));
+        }
+        values.extend([Packet::Nil, Packet::Bool(false), Packet::Float(1.5)]);
+        values.push(Packet::Array(values.clone()));
+        for p in &values {
+            let mut out = Vec::new();
+            encode(p, &mut out);
+            assert_eq!(encoded_len(p), out.len(), "{p:?}");
+        }
     }
 
     #[test]

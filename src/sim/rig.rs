@@ -29,7 +29,7 @@ use bytes::Bytes;
 
 use crate::protocol::mesh::{
     Action, CloseReason, ConnId, Delivery, DialId, Layer, LayerCtx, MeshConfig, MeshEvent,
-    MeshState, SendError, Stack,
+    MeshState, SendError, Stack, Validation, ValidationId,
 };
 use crate::protocol::{FrameDecoder, MainFlag, MessageId, Packet, PeerAddr, PeerId, SubFlag};
 
@@ -77,6 +77,9 @@ pub struct Rig<L: Layer = ()> {
     pub dials: Vec<DialRequest>,
     /// Connections closed by their node, with the reason.
     pub closed: Vec<(End, CloseReason)>,
+    /// Broadcasts held for validation (node, ticket, the broadcast), for
+    /// [`validate`](Self::validate).
+    pub validations: Vec<(usize, ValidationId, Delivery)>,
     deliveries: Vec<Vec<Delivery>>,
     events: Vec<Vec<MeshEvent>>,
 }
@@ -132,6 +135,7 @@ impl<L: Layer> Rig<L> {
             auto_dial: false,
             dials: Vec::new(),
             closed: Vec::new(),
+            validations: Vec::new(),
             deliveries: vec![Vec::new(); n],
             events: vec![Vec::new(); n],
         }
@@ -339,6 +343,15 @@ impl<L: Layer> Rig<L> {
         panic!("the rig does not settle");
     }
 
+    /// Tells the node at `at` that the send queue of that connection
+    /// drained after a burst, as the tokio driver does: the layer's
+    /// [`on_writable`](crate::protocol::mesh::Layer::on_writable).
+    pub fn writable(&mut self, at: End) {
+        let mut out = Vec::new();
+        self.nodes[at.0].on_writable(self.now_ms, at.1, &mut out);
+        self.apply(at.0, out);
+    }
+
     /// Moves the clock on by `ms` and ticks every node.
     pub fn advance(&mut self, ms: u64) {
         self.now_ms += ms;
@@ -397,6 +410,14 @@ impl<L: Layer> Rig<L> {
         let r = self.nodes[i].with_layer(now, &mut out, f);
         self.apply(i, out);
         r
+    }
+
+    /// Node `i` decides about a broadcast it held for validation.
+    pub fn validate(&mut self, i: usize, ticket: ValidationId, verdict: Validation) {
+        let now = self.now_ms;
+        let mut out = Vec::new();
+        self.nodes[i].on_validated(now, ticket, verdict, &mut out);
+        self.apply(i, out);
     }
 
     /// Node `i` broadcasts `packets` to the mesh (a user broadcast).
@@ -458,6 +479,9 @@ impl<L: Layer> Rig<L> {
                     expected_id,
                 }),
                 Action::Deliver(d) => self.deliveries[node].push(d),
+                Action::Validate { ticket, delivery } => {
+                    self.validations.push((node, ticket, delivery))
+                }
                 Action::Event(e) => self.events[node].push(e),
             }
         }

@@ -524,7 +524,8 @@ impl<L: Layer> Simulation<L> {
                         }
                     }
                 }
-                Action::Event(_) => {}
+                // Simulated nodes never turn validation on.
+                Action::Event(_) | Action::Validate { .. } => {}
             }
         }
     }

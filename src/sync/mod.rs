@@ -92,6 +92,9 @@ impl Layer for SyncDriver {
     fn on_peer_left(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId) {
         self.run(ctx, |s, ctx| s.on_peer_left(ctx, peer));
     }
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        self.run(ctx, |s, ctx| s.on_writable(ctx, conn));
+    }
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         self.run(ctx, |s, ctx| s.on_tick(ctx));
     }

@@ -35,7 +35,13 @@ pub enum TransportError {
     /// A certificate given as a trusted root could not be used as one.
     #[error("unusable trusted root certificate: {0}")]
     BadRoot(#[source] rustls::Error),
-    /// rustls refused the certificate chain and key (e.g. they don't match).
+    /// The private key is not the key of the certificate.
+    #[error(
+        "the private key does not belong to the certificate: give the key that was made \
+         with this certificate (for `rs2p node`, --key must be the key of --cert)"
+    )]
+    KeyMismatch,
+    /// rustls refused the certificate chain and key.
     #[error("unusable certificate or key: {0}")]
     Config(#[source] rustls::Error),
     /// The verifier of peer certificates could not be built.

@@ -24,6 +24,9 @@
 //! read loop) and a [`FrameWriter`] that writes whole frames. A failed
 //! transport handshake (TLS, WebSocket) is an `io::Error` for that one
 //! connection, logged at `info` with the peer's address; the node goes on.
+//! When the cause can be named — the peer speaks another transport, or a
+//! certificate was refused in verified TLS — the error carries a
+//! [`Refusal`] ([`Refusal::from_io`]) whose text names the fix.
 //!
 //! [`MeshBuilder`]: crate::MeshBuilder
 
@@ -33,10 +36,11 @@ use std::io;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod error;
+mod refusal;
 mod tcp;
 mod tls;
 pub mod tls_config;
@@ -44,6 +48,8 @@ mod verify;
 mod ws;
 
 pub use error::TransportError;
+pub(crate) use refusal::{certificate_problem, recognise};
+pub use refusal::{Refusal, Speaks};
 pub use tcp::Plaintext;
 pub use tls::Tls;
 pub use tls_config::{TlsOptions, VerifiedTls};
@@ -100,26 +106,57 @@ pub trait Transport: Send + Sync + Debug + 'static {
     fn accept(&self, tcp: TcpStream) -> BoxFuture<'static, io::Result<Stream>>;
 }
 
-/// A [`FrameWriter`] over any byte stream, with buffered, batched writes.
+/// A [`FrameWriter`] over any byte stream: a batch of frames goes out in
+/// vectored writes straight from the frames' own buffers — no copy, and no
+/// write buffer held by an idle connection.
 pub struct ByteStreamWriter<W> {
-    inner: BufWriter<W>,
+    inner: W,
 }
 
 impl<W: AsyncWrite + Send + Unpin> ByteStreamWriter<W> {
     /// Wraps a byte writer.
     pub fn new(inner: W) -> Self {
-        ByteStreamWriter {
-            inner: BufWriter::with_capacity(64 * 1024, inner),
+        ByteStreamWriter { inner }
+    }
+}
+
+/// Most slices handed to one vectored write (Linux takes up to 1,024).
+const MAX_SLICES: usize = 64;
+
+/// Writes every byte of `frames`, in order, with vectored writes.
+async fn write_all_frames<W: AsyncWrite + Unpin>(w: &mut W, frames: &[Bytes]) -> io::Result<()> {
+    // Where the write stands: frame index and offset into it.
+    let (mut i, mut off) = (0, 0);
+    while i < frames.len() {
+        let end = (i + MAX_SLICES).min(frames.len());
+        let mut slices: [io::IoSlice<'_>; MAX_SLICES] = [io::IoSlice::new(&[]); MAX_SLICES];
+        for (k, frame) in frames[i..end].iter().enumerate() {
+            slices[k] = io::IoSlice::new(if k == 0 { &frame[off..] } else { frame });
+        }
+        let mut written = w.write_vectored(&slices[..end - i]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        // Advance past what was written.
+        while written > 0 && i < frames.len() {
+            let left = frames[i].len() - off;
+            if written >= left {
+                written -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += written;
+                written = 0;
+            }
         }
     }
+    Ok(())
 }
 
 impl<W: AsyncWrite + Send + Unpin> FrameWriter for ByteStreamWriter<W> {
     fn write_frames<'a>(&'a mut self, frames: &'a [Bytes]) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
-            for frame in frames {
-                self.inner.write_all(frame).await?;
-            }
+            write_all_frames(&mut self.inner, frames).await?;
             self.inner.flush().await
         })
     }
@@ -224,7 +261,8 @@ pub(crate) fn server_name(host: &str) -> ServerName<'static> {
 }
 
 /// Logs a connection refused during a transport handshake and turns the
-/// cause into the `io::Error` the caller returns.
+/// cause into the `io::Error` the caller returns. (Causes that can be
+/// named go through `refusal::handshake_failed` instead.)
 pub(crate) fn refused(
     transport: &str,
     remote: &str,
@@ -236,4 +274,72 @@ pub(crate) fn refused(
         io::ErrorKind::ConnectionAborted,
         format!("{transport} {stage} with {remote} failed: {cause}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A writer that takes at most `step` bytes per call, across slices.
+    struct Trickle {
+        got: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut left = self.step;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_survive_partial_writes() {
+        let frames: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(vec![i as u8; (i % 13 + 1) as usize]))
+            .collect();
+        let want: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        for step in [1, 2, 7, 64, 1000, usize::MAX] {
+            let mut w = ByteStreamWriter::new(Trickle {
+                got: Vec::new(),
+                step,
+            });
+            w.write_frames(&frames).await.unwrap();
+            assert_eq!(w.inner.got, want, "step {step}");
+        }
+    }
 }

@@ -12,10 +12,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::refusal::{handshake_failed, Recorded};
 use super::tls_config::TlsConfigs;
 use super::{
-    peer_addr, refused, server_name, BoxFuture, FrameWriter, Stream, TlsOptions, Transport,
-    TransportError,
+    peer_addr, server_name, BoxFuture, FrameWriter, Stream, TlsOptions, Transport, TransportError,
 };
 use bytes::Bytes;
 
@@ -68,10 +68,14 @@ impl Transport for Tls {
             let tcp = TcpStream::connect((host, port)).await?;
             let _ = tcp.set_nodelay(true);
             let remote = peer_addr(&tcp);
+            // What the peer sends is kept: if it is not TLS, it tells what it is.
+            let (tcp, seen) = Recorded::new(tcp);
             let tls = TlsConnector::from(self.configs.client.clone())
                 .connect(server_name(host), tcp)
                 .await
-                .map_err(|e| refused("SSL", &remote, "TLS handshake", e))?;
+                .map_err(|e| {
+                    handshake_failed("SSL", &remote, "TLS handshake", &e, &seen.bytes(), false)
+                })?;
             Ok(tls_stream(tls, remote))
         })
     }
@@ -81,10 +85,10 @@ impl Transport for Tls {
         Box::pin(async move {
             let _ = tcp.set_nodelay(true);
             let remote = peer_addr(&tcp);
-            let tls = acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| refused("SSL", &remote, "TLS handshake", e))?;
+            let (tcp, seen) = Recorded::new(tcp);
+            let tls = acceptor.accept(tcp).await.map_err(|e| {
+                handshake_failed("SSL", &remote, "TLS handshake", &e, &seen.bytes(), false)
+            })?;
             Ok(tls_stream(tls, remote))
         })
     }

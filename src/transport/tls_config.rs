@@ -276,12 +276,12 @@ impl TlsConfigs {
                 let server = server_builder(&provider)?
                     .with_client_cert_verifier(clients)
                     .with_single_cert(v.chain.clone(), v.key.clone_key())
-                    .map_err(TransportError::Config)?;
+                    .map_err(key_error)?;
                 let client = client_builder(&provider)?
                     .dangerous()
                     .with_custom_certificate_verifier(servers)
                     .with_client_auth_cert(v.chain.clone(), v.key.clone_key())
-                    .map_err(TransportError::Config)?;
+                    .map_err(key_error)?;
                 Ok(Self::finish(client, server, true))
             }
         }
@@ -296,6 +296,17 @@ impl TlsConfigs {
             server: Arc::new(server),
             verified,
         }
+    }
+}
+
+/// A certificate and key refused by rustls: a key of another certificate
+/// is named as such.
+fn key_error(e: rustls::Error) -> TransportError {
+    match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            TransportError::KeyMismatch
+        }
+        other => TransportError::Config(other),
     }
 }
 

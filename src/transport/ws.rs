@@ -26,10 +26,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use super::refusal::{handshake_failed, into_io, recognise, Prefixed, Recorded, Refusal, Speaks};
 use super::tls_config::TlsConfigs;
 use super::{
-    peer_addr, refused, server_name, BoxFuture, FrameWriter, Stream, TlsOptions, Transport,
-    TransportError,
+    peer_addr, server_name, BoxFuture, FrameWriter, Stream, TlsOptions, Transport, TransportError,
 };
 use crate::protocol::CodecLimits;
 
@@ -117,7 +117,9 @@ impl Transport for WebSocket {
                 host.to_owned()
             };
             let url = format!("{name}://{bracketed}:{port}/");
-            let ws_error = |e: WsError| refused(name, &remote, "WebSocket handshake", e);
+            // What the peer sends is kept: if it is not what we expect, it
+            // tells what the peer is.
+            let (tcp, seen) = Recorded::new(tcp);
             match &self.tls {
                 None => {
                     let (ws, _) = tokio_tungstenite::client_async_with_config(
@@ -126,21 +128,37 @@ impl Transport for WebSocket {
                         Some(self.config),
                     )
                     .await
-                    .map_err(ws_error)?;
+                    .map_err(|e| {
+                        let stage = "WebSocket handshake";
+                        handshake_failed(name, &remote, stage, &e, &seen.bytes(), false)
+                    })?;
                     Ok(ws_stream(ws, remote))
                 }
                 Some(tls) => {
                     let tls = TlsConnector::from(tls.client.clone())
                         .connect(server_name(host), tcp)
                         .await
-                        .map_err(|e| refused(name, &remote, "TLS handshake", e))?;
+                        .map_err(|e| {
+                            handshake_failed(
+                                name,
+                                &remote,
+                                "TLS handshake",
+                                &e,
+                                &seen.bytes(),
+                                false,
+                            )
+                        })?;
+                    let (tls, inside) = Recorded::new(tokio_rustls::TlsStream::Client(tls));
                     let (ws, _) = tokio_tungstenite::client_async_with_config(
                         url.as_str(),
-                        tokio_rustls::TlsStream::Client(tls),
+                        tls,
                         Some(self.config),
                     )
                     .await
-                    .map_err(ws_error)?;
+                    .map_err(|e| {
+                        let stage = "WebSocket handshake";
+                        handshake_failed(name, &remote, stage, &e, &inside.bytes(), true)
+                    })?;
                     Ok(ws_stream(ws, remote))
                 }
             }
@@ -157,31 +175,80 @@ impl Transport for WebSocket {
         Box::pin(async move {
             let _ = tcp.set_nodelay(true);
             let remote = peer_addr(&tcp);
-            let ws_error = |e: WsError| refused(name, &remote, "WebSocket handshake", e);
+            let ws_error =
+                |e: WsError| handshake_failed(name, &remote, "WebSocket handshake", &e, &[], false);
             match acceptor {
                 None => {
-                    let ws = tokio_tungstenite::accept_async_with_config(tcp, Some(config))
+                    let http = expect_http(tcp, name, &remote, false).await?;
+                    let ws = tokio_tungstenite::accept_async_with_config(http, Some(config))
                         .await
                         .map_err(ws_error)?;
                     Ok(ws_stream(ws, remote))
                 }
                 Some(acceptor) => {
-                    let tls = acceptor
-                        .accept(tcp)
+                    let (tcp, seen) = Recorded::new(tcp);
+                    let tls = acceptor.accept(tcp).await.map_err(|e| {
+                        handshake_failed(name, &remote, "TLS handshake", &e, &seen.bytes(), false)
+                    })?;
+                    let tls = tokio_rustls::TlsStream::Server(tls);
+                    let http = expect_http(tls, name, &remote, true).await?;
+                    let ws = tokio_tungstenite::accept_async_with_config(http, Some(config))
                         .await
-                        .map_err(|e| refused(name, &remote, "TLS handshake", e))?;
-                    let ws = tokio_tungstenite::accept_async_with_config(
-                        tokio_rustls::TlsStream::Server(tls),
-                        Some(config),
-                    )
-                    .await
-                    .map_err(ws_error)?;
+                        .map_err(ws_error)?;
                     Ok(ws_stream(ws, remote))
                 }
             }
         })
     }
 }
+
+/// Reads the first bytes an accepted peer sends: HTTP goes on to the
+/// WebSocket handshake (the bytes replayed); anything recognisably else
+/// (mesh frames, TLS) is answered with an HTTP error, which the peer's
+/// transport recognises in turn, and refused with the transport it
+/// speaks named.
+async fn expect_http<S>(
+    stream: S,
+    ours: &'static str,
+    remote: &str,
+    inside_tls: bool,
+) -> io::Result<Prefixed<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (first, mut stream) = Prefixed::read_ahead(stream).await?;
+    match recognise(&first, inside_tls, false) {
+        Some(theirs) if !matches!(theirs, Speaks::Http | Speaks::Wss) => {
+            use tokio::io::AsyncWriteExt;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{WRONG_TRANSPORT}",
+                WRONG_TRANSPORT.len()
+            );
+            // Best effort: the refusal stands whether or not it arrives.
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            // Read on until the peer closes (bounded), so our close is not
+            // a reset that could discard the answer before the peer reads it.
+            let mut sink = [0u8; 4096];
+            let drain = async {
+                use tokio::io::AsyncReadExt;
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(250), drain).await;
+            Err(into_io(Refusal::WrongTransport {
+                remote: remote.to_owned(),
+                theirs,
+                ours,
+            }))
+        }
+        _ => Ok(stream),
+    }
+}
+
+/// The body of the answer to a peer that does not speak WebSocket.
+const WRONG_TRANSPORT: &str = "this is a p2p-today mesh node on a WebSocket transport \
+     (ws or wss): it speaks WebSocket only\n";
 
 fn ws_stream<S>(ws: WebSocketStream<S>, remote: String) -> Stream
 where

@@ -6,27 +6,33 @@
 //! * [`mesh`]: in-process `MeshSocket` helpers (nodes, topologies, waiting
 //!   on routing tables and messages, exactly-once broadcast rounds);
 //! * [`process`]: one wrapper for a node in a child process speaking JSON
-//!   lines (`rs2p node --json`, py2p and js2p alike), and bounded one-shot
-//!   runs;
+//!   lines (`rs2p node --json`, `rs2p sync --json`, py2p and js2p alike),
+//!   and bounded one-shot runs;
+//! * [`text_process`]: a child driven with lines of text, as a person
+//!   would (`rs2p sync` in plain mode);
 //! * [`py2p`]: the py2p interpreter, scripts and node start function;
 //! * [`js2p`]: the js2p folder, Node.js and the js2p node start function;
 //! * [`netns`]: network-namespace labs (a partition lab, and a chaos lab
 //!   whose links are shaped as `tc netem` does) and rs2p nodes inside them;
 //! * [`linkem`]: a userspace link emulator for the chaos lab on kernels
 //!   without `sch_netem`;
-//! * [`certs`]: test certificates.
+//! * [`certs`]: test certificates;
+//! * [`chat`]: `rs2p node` in chat mode in a child process (raw stdout,
+//!   status lines on stderr).
 //!
 //! Each test crate uses only part of this tree, so unused items are
 //! allowed here (and only here).
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod chat;
 pub mod js2p;
 pub mod linkem;
 pub mod mesh;
 pub mod netns;
 pub mod process;
 pub mod py2p;
+pub mod text_process;
 pub mod wait;
 
 use std::path::PathBuf;

@@ -6,11 +6,13 @@
 //! Three implementations speak such a line protocol, each with its own
 //! start function:
 //! * rs2p: `rs2p node --json` ([`NodeProcess::rs2p`] on loopback,
-//!   `NodeProcess::rs2p_in` in a network namespace, in `netns.rs`);
+//!   `NodeProcess::rs2p_in` in a network namespace, in `netns.rs`), and
+//!   `rs2p sync --json` ([`NodeProcess::rs2p_sync`]);
 //! * py2p: `tests/py2p/mesh_peer.py` driving a real py2p node
-//!   (`NodeProcess::py2p`, in `py2p.rs`);
+//!   (`NodeProcess::py2p`, in `py2p.rs`), and `tests/py2p/sync_peer.py`
+//!   driving a py2p `SyncSocket` (`NodeProcess::py2p_sync`);
 //! * js2p: `tests/js2p/peer.js` driving a real js2p node
-//!   (`NodeProcess::js2p`, in `js2p.rs`).
+//!   (`NodeProcess::js2p`, `NodeProcess::js2p_sync`, in `js2p.rs`).
 //!
 //! All print `{"event":"ready","id":…}` first, `{"event":"message",
 //! "kind":…,"sender":…,"packets":[…]}` per message, and
@@ -112,6 +114,22 @@ impl NodeProcess {
         node
     }
 
+    /// Starts `rs2p sync --json --bind 127.0.0.1:0 -vv EXTRA…` (a node of a
+    /// sync network) and waits for its `ready` event. Its error events are
+    /// answers to bad input or refused writes, not failures.
+    pub fn rs2p_sync(name: &str, extra: &[&str]) -> NodeProcess {
+        let mut cmd = rs2p_command();
+        cmd.args(["sync", "--json", "--bind", "127.0.0.1:0", "-vv"])
+            .args(extra);
+        let node = NodeProcess::start(name, Kind::Rs2p, cmd);
+        assert!(
+            node.addr.starts_with("127.0.0.1:"),
+            "{name}: ready at {}",
+            node.addr
+        );
+        node
+    }
+
     /// Spawns `cmd` (which runs a node of `kind`) with piped stdio, starts
     /// the readers of its output and waits (at most [`WAIT`]) for its
     /// `ready` event, which gives its id (and, for rs2p, its address).
@@ -180,7 +198,8 @@ impl NodeProcess {
             fail_on_error: kind != Kind::Rs2p,
         };
         let ready = node.wait_for("ready", |v| v["event"] == "ready");
-        node.id = ready["id"].as_str().expect("ready.id").to_owned();
+        // A process that runs no node itself (seed_peer.py --client) has none.
+        node.id = ready["id"].as_str().unwrap_or_default().to_owned();
         match kind {
             Kind::Rs2p => {
                 node.addr = ready["addr"].as_str().expect("ready.addr").to_owned();
@@ -216,11 +235,25 @@ impl NodeProcess {
         self.child.id()
     }
 
+    /// Whether the child has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let name = &self.name;
         let stdin = self.stdin.as_mut().expect("stdin still open");
         if let Err(e) = writeln!(stdin, "{line}").and_then(|_| stdin.flush()) {
+            panic!("{name}: cannot write to the node: {e}\n{}", self.logs());
+        }
+    }
+
+    /// Writes raw bytes to the child's stdin (no end of line added).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let name = &self.name;
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        if let Err(e) = stdin.write_all(bytes).and_then(|_| stdin.flush()) {
             panic!("{name}: cannot write to the node: {e}\n{}", self.logs());
         }
     }
@@ -588,6 +621,27 @@ fn wait_child(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Sends `signal` (`libc::SIGTERM`, …) to process `pid`, a child of this
+/// test.
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: kill(2) on our own child process; no memory is involved.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// The peak resident set size (`VmHWM` in `/proc/PID/status`) of a live
+/// process, in KiB. Linux only.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
 }
 
 /// What a finished command printed.

@@ -94,6 +94,24 @@ impl NodeProcess {
     }
 }
 
+impl NodeProcess {
+    /// A real py2p `ChordSocket` (tests/py2p/chord_peer.py) on subnet
+    /// `chord`, Plaintext, storing from the start if `join`. Its error
+    /// events are answers (a get that timed out), not failures.
+    pub fn py2p_chord(name: &str, join: bool) -> NodeProcess {
+        let port = free_port();
+        let mut cmd = Command::new(python());
+        cmd.arg(script("chord_peer.py")).arg(port.to_string());
+        if join {
+            cmd.arg("--join");
+        }
+        let mut node = NodeProcess::start(name, Kind::Py2p, cmd);
+        node.fail_on_error = false;
+        assert_eq!(node.port, port, "{name}: listens on another port");
+        node
+    }
+}
+
 /// The nodes of a mixed line P1 – R1 – P2 – R2 (py2p, rs2p, py2p, rs2p).
 pub struct MixedLine {
     pub p1: NodeProcess,

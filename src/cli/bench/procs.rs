@@ -51,10 +51,11 @@ pub struct ProcessRun {
     pub stall: Duration,
 }
 
-struct Proc {
+/// A node process: its stdin and the port it listens on.
+pub(super) struct Proc {
     child: Child,
     stdin: ChildStdin,
-    port: u16,
+    pub(super) port: u16,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -63,14 +64,15 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-fn send(p: &mut Proc, v: Value) -> Result<(), String> {
+/// Writes one JSON command to a node process.
+pub(super) fn send(p: &mut Proc, v: Value) -> Result<(), String> {
     writeln!(p.stdin, "{v}")
         .and_then(|_| p.stdin.flush())
         .map_err(|e| format!("node on port {}: {e}", p.port))
 }
 
 /// Waits for an event named `name` from process `from`, keeping others.
-fn wait_for(
+pub(super) fn wait_for(
     events: &Receiver<(usize, Value)>,
     backlog: &mut Vec<(usize, Value)>,
     from: usize,
@@ -94,7 +96,9 @@ fn wait_for(
     }
 }
 
-fn spawn(
+/// Starts node process `index` of `cmd` on a free port; its JSON events
+/// go to `events`, tagged with `index`, its stderr to `stderr_log`.
+pub(super) fn spawn(
     cmd: &NodeCommand,
     index: usize,
     events: std::sync::mpsc::Sender<(usize, Value)>,
@@ -151,11 +155,21 @@ pub fn run_process_line(cmd: &NodeCommand, run: &ProcessRun) -> Result<RunResult
         procs.push(spawn(cmd, i, tx.clone(), stderr_log.clone())?);
     }
     let result = coordinate(&mut procs, &events, run);
-    for p in &mut procs {
+    stop(&mut procs);
+    result.map_err(|e| {
+        let log = stderr_log.lock().unwrap_or_else(|e| e.into_inner());
+        format!("{e}\n{log}")
+    })
+}
+
+/// Asks every node process to quit, gives them 5 s in all, then kills
+/// what is left.
+pub(super) fn stop(procs: &mut [Proc]) {
+    for p in procs.iter_mut() {
         let _ = send(p, json!({"op": "quit"}));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         while Instant::now() < deadline {
             if let Ok(Some(_)) = p.child.try_wait() {
                 break;
@@ -165,10 +179,6 @@ pub fn run_process_line(cmd: &NodeCommand, run: &ProcessRun) -> Result<RunResult
         let _ = p.child.kill();
         let _ = p.child.wait();
     }
-    result.map_err(|e| {
-        let log = stderr_log.lock().unwrap_or_else(|e| e.into_inner());
-        format!("{e}\n{log}")
-    })
 }
 
 fn coordinate(

@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::exit;
+
 use checks::{Broadcast, Check};
 use dot::{find_program, render_png};
 use nodes::{DemoNode, Received};
@@ -44,12 +46,18 @@ use tables::Topology;
 
 pub const AFTER_HELP: &str = r#"Everything runs in this process on 127.0.0.1 (ports picked by the system),
 on the subnet "rs2p-demo", so it cannot disturb a real mesh. Progress goes to
-stderr, the summary to stdout. Exit status 0 only if every check held.
+stderr, the summary to stdout (to stderr with --dot -, so stdout holds only
+the graph). --nodes goes from 2 to 64; for larger meshes (thousands of
+nodes, churn, lossy links), see `rs2p simulate`.
+
+Exit status: 0 every check held; 3 a check failed; 1 the graph could not be
+written; 2 bad arguments (or --png without Graphviz).
 
 Examples:
   cargo run -- demo
   rs2p demo --nodes 16 --messages 5
-  rs2p demo --dot mesh.dot --png mesh.png      # --png needs Graphviz (`dot`)"#;
+  rs2p demo --dot mesh.dot --png mesh.png      # --png needs Graphviz (`dot`)
+  rs2p demo --dot - | dot -Tsvg > mesh.svg"#;
 
 /// The subnet the demo nodes use.
 const SUBNET: &str = "rs2p-demo";
@@ -67,17 +75,17 @@ const SHORT: usize = 8;
 /// Options of `rs2p demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Nodes in the mesh.
-    #[arg(long, value_name = "N", default_value_t = 8,
-          value_parser = clap::value_parser!(u16).range(2..=64))]
+    /// Nodes in the mesh, 2 to 64 (`rs2p simulate` runs larger meshes).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = parse_nodes)]
     pub nodes: u16,
 
-    /// Broadcasts sent, each from a different node.
+    /// Broadcasts sent, each from a different node, 1 to 32.
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u16).range(1..=32))]
     pub messages: u16,
 
-    /// Write the final topology to FILE as a Graphviz graph.
+    /// Write the final topology to FILE as a Graphviz graph (`-`: to
+    /// stdout, and the summary to stderr).
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
 
@@ -87,7 +95,19 @@ pub struct DemoArgs {
     pub png: Option<PathBuf>,
 }
 
-/// Runs the demo; exit status 0 if every check held.
+/// `--nodes`: 2 to 64, and a pointer to `rs2p simulate` beyond.
+fn parse_nodes(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n @ 2..=64) => Ok(n as u16),
+        Ok(n) if n > 64 => Err(format!(
+            "{n} nodes is more than the demo runs (2 to 64); for larger meshes, \
+             try `rs2p simulate --nodes {n}`"
+        )),
+        _ => Err(format!("{text:?} is not a number of nodes from 2 to 64")),
+    }
+}
+
+/// Runs the demo; exit status 0 if every check held, 3 if one failed.
 pub async fn run(args: DemoArgs) -> ExitCode {
     if args.png.is_some() && find_program("dot").is_none() {
         eprintln!(
@@ -108,7 +128,8 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 
     let mut files_ok = true;
     let dot = demo.dot_graph();
-    if let Some(path) = &args.dot {
+    let dot_to_stdout = args.dot.as_deref() == Some(std::path::Path::new("-"));
+    if let Some(path) = args.dot.as_ref().filter(|_| !dot_to_stdout) {
         if let Err(e) = std::fs::write(path, &dot) {
             eprintln!("rs2p: cannot write {}: {e}.", path.display());
             files_ok = false;
@@ -120,11 +141,19 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             files_ok = false;
         }
     }
-    print!("{}", demo.summary(&args, started.elapsed()));
-    if demo.checks.iter().all(|c| c.ok) && files_ok {
-        ExitCode::SUCCESS
+    let summary = demo.summary(&args, started.elapsed());
+    if dot_to_stdout {
+        eprint!("{summary}");
+        print!("{dot}");
     } else {
-        ExitCode::FAILURE
+        print!("{summary}");
+    }
+    if !demo.checks.iter().all(|c| c.ok) {
+        ExitCode::from(exit::CHECKS_FAILED)
+    } else if !files_ok {
+        ExitCode::from(exit::FAILURE)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -195,5 +224,22 @@ impl Demo {
         self.progress.step("summary");
         self.final_topology = self.topology().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_range_points_to_simulate() {
+        assert_eq!(parse_nodes("2"), Ok(2));
+        assert_eq!(parse_nodes("64"), Ok(64));
+        let e = parse_nodes("1000").unwrap_err();
+        assert!(
+            e.contains("2 to 64") && e.contains("rs2p simulate --nodes 1000"),
+            "{e}"
+        );
+        assert!(parse_nodes("1").is_err() && parse_nodes("x").is_err());
     }
 }

@@ -43,6 +43,11 @@ impl AddressBook {
         }
     }
 
+    /// Every id and address held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &PeerAddr)> {
+        self.entries.iter().map(|(id, e)| (id, &e.addr))
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.entries.len()

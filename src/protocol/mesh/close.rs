@@ -30,6 +30,53 @@ pub enum CloseReason {
     TooSlow,
     /// The peer or the network closed the connection.
     Disconnected,
+    /// The transport refused the connection, in a way it could name: the
+    /// peer speaks another transport, or a certificate was refused
+    /// (verified TLS). Raised by the driver, not the state machine.
+    Transport(crate::transport::Refusal),
+}
+
+impl CloseReason {
+    /// Every value of [`kind`](Self::kind), e.g. for metrics labels.
+    pub const KINDS: [&'static str; 11] = [
+        "subnet_mismatch",
+        "self_connection",
+        "conflict",
+        "protocol",
+        "bad_message",
+        "requested",
+        "handshake_timeout",
+        "misbehaving",
+        "too_slow",
+        "disconnected",
+        "transport",
+    ];
+
+    /// The variant's name in snake case (`"subnet_mismatch"`,
+    /// `"too_slow"`, …), without its details: a bounded set, one of
+    /// [`KINDS`](Self::KINDS).
+    ///
+    /// # Examples
+    /// ```
+    /// use rs2p::protocol::mesh::CloseReason;
+    /// assert_eq!(CloseReason::TooSlow.kind(), "too_slow");
+    /// assert!(CloseReason::KINDS.contains(&CloseReason::Conflict.kind()));
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CloseReason::SubnetMismatch { .. } => "subnet_mismatch",
+            CloseReason::SelfConnection => "self_connection",
+            CloseReason::Conflict => "conflict",
+            CloseReason::Protocol(_) => "protocol",
+            CloseReason::BadMessage(_) => "bad_message",
+            CloseReason::Requested => "requested",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::Misbehaving(_) => "misbehaving",
+            CloseReason::TooSlow => "too_slow",
+            CloseReason::Disconnected => "disconnected",
+            CloseReason::Transport(_) => "transport",
+        }
+    }
 }
 
 impl std::fmt::Display for CloseReason {
@@ -47,6 +94,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Misbehaving(what) => write!(f, "misbehaving peer: {what}"),
             CloseReason::TooSlow => f.write_str("peer too slow: its send queue stayed full"),
             CloseReason::Disconnected => f.write_str("the connection was closed by the peer"),
+            CloseReason::Transport(refusal) => refusal.fmt(f),
         }
     }
 }

@@ -7,7 +7,74 @@ use super::close::{CloseReason, SendError};
 use super::outgoing::FrameCache;
 use super::output::{Action, ConnId};
 use super::state::{secs, MeshState};
-use crate::protocol::{CodecError, InternalMessage, MainFlag, MessageId, Packet, PeerId, SubFlag};
+use bytes::Bytes;
+
+use crate::protocol::{
+    CodecError, CodecLimits, InternalMessage, MainFlag, MessageId, Packet, PeerId, SubFlag,
+};
+
+/// A message of ours, encoded once and ready to go to every peer: what
+/// [`MeshState::send`] does first, made where the application runs (its
+/// own task), so the node only records and fans it out.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    message: Arc<InternalMessage>,
+    id: MessageId,
+    plain: Bytes,
+}
+
+impl Prepared {
+    /// The message's main flag: broadcast or whisper.
+    pub fn msg_type(&self) -> MainFlag {
+        self.message.msg_type
+    }
+
+    /// Builds `[msg_type, me, now, flag, packets…]` from node `me` (its id
+    /// in the form the node sends it) and encodes it.
+    ///
+    /// # Errors
+    /// [`SendError::ReservedType`] for main flags other than broadcast and
+    /// whisper; [`SendError::Codec`] if it exceeds `limits`.
+    pub fn new(
+        me: &PeerId,
+        now_ms: u64,
+        flag: Packet,
+        msg_type: MainFlag,
+        packets: Vec<Packet>,
+        limits: &CodecLimits,
+    ) -> Result<Self, SendError> {
+        if !matches!(msg_type, MainFlag::Broadcast | MainFlag::Whisper) {
+            return Err(SendError::ReservedType);
+        }
+        let mut payload = Vec::with_capacity(packets.len() + 1);
+        payload.push(flag);
+        payload.extend(packets);
+        let message = Arc::new(InternalMessage::new(
+            msg_type,
+            me.clone(),
+            secs(now_ms),
+            payload,
+        ));
+        let (id, plain) = message.encode_body(None);
+        if plain.len() > limits.max_frame_len {
+            return Err(CodecError::FrameTooLarge {
+                len: plain.len() as u64,
+                max: limits.max_frame_len,
+            }
+            .into());
+        }
+        Ok(Prepared {
+            message,
+            id,
+            plain: plain.into(),
+        })
+    }
+
+    /// The message id.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+}
 
 impl MeshState {
     /// Sends `[msg_type, me, now, flag, packets…]` to every peer. With
@@ -26,41 +93,39 @@ impl MeshState {
         packets: Vec<Packet>,
         out: &mut Vec<Action>,
     ) -> Result<MessageId, SendError> {
-        if !matches!(msg_type, MainFlag::Broadcast | MainFlag::Whisper) {
-            return Err(SendError::ReservedType);
-        }
-        let mut payload = Vec::with_capacity(packets.len() + 1);
-        payload.push(flag);
-        payload.extend(packets);
-        let now = secs(now_ms);
-        let message = Arc::new(InternalMessage::new(
+        let prepared = Prepared::new(
+            &self.me,
+            now_ms,
+            flag,
             msg_type,
-            self.me.clone(),
-            now,
-            payload,
-        ));
-        let (id, plain) = message.encode_body(None);
-        if plain.len() > self.config.limits.max_frame_len {
-            return Err(CodecError::FrameTooLarge {
-                len: plain.len() as u64,
-                max: self.config.limits.max_frame_len,
-            }
-            .into());
+            packets,
+            &self.config.limits,
+        )?;
+        let id = prepared.id;
+        self.send_prepared(prepared, out);
+        Ok(id)
+    }
+
+    /// Sends a message [`Prepared`] elsewhere (with this node's id) to every
+    /// peer, as [`send`](Self::send) does.
+    pub fn send_prepared(&mut self, prepared: Prepared, out: &mut Vec<Action>) {
+        let Prepared { message, id, plain } = prepared;
+        if message.msg_type == MainFlag::Broadcast {
+            let time = message.time;
+            self.waterfall.record_own(id, time, time);
         }
-        if msg_type == MainFlag::Broadcast {
-            self.waterfall.record_own(id, now, now);
-        }
-        let mut cache = FrameCache::plain(plain.into());
+        let mut cache = FrameCache::plain(plain);
         let targets: Vec<ConnId> = self.routing.values().copied().collect();
         for conn in targets {
             let method = self.send_method(conn);
-            let frame = cache.frame(method, &self.config.limits)?;
+            let Ok(frame) = cache.frame(method, &self.config.limits) else {
+                continue;
+            };
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.last_sent = Some(message.clone());
             }
             out.push(Action::Send { conn, frame });
         }
-        Ok(id)
     }
 
     /// Sends a user whisper `[whisper, me, now, whisper, packets…]` to one

@@ -64,6 +64,18 @@ pub struct MeshConfig {
     /// An answer larger than what is left still goes when the budget is
     /// positive, leaving it in debt. Default 65,536.
     pub reply_burst: u32,
+    /// Whether new broadcasts wait for the application's decision before
+    /// they are relayed or delivered (`Action::Validate`). Default false.
+    pub validate: bool,
+    /// Most broadcasts waiting for a decision at once; past it new ones are
+    /// dropped (unrecorded). Default 1,024.
+    pub max_pending_validations: usize,
+    /// Milliseconds a broadcast may wait for a decision before it is
+    /// ignored. Default 10,000.
+    pub validation_timeout_ms: u64,
+    /// Rejected broadcasts tolerated from one connection before it is
+    /// closed. Default 10.
+    pub max_rejections: u32,
     /// Milliseconds after its adoption during which a peer's connection
     /// may still lose a race to a second connection claiming the same id
     /// (two nodes dialling each other at once). Past it the connection is
@@ -102,6 +114,10 @@ impl Default for MeshConfig {
             reconnect_give_up_ms: 600_000,
             address_book_capacity: 1024,
             seed: 0x5eed,
+            validate: false,
+            max_pending_validations: 1024,
+            validation_timeout_ms: 10_000,
+            max_rejections: 10,
             race_window_ms: 5_000,
             reply_rate: 32_768,
             reply_burst: 65_536,

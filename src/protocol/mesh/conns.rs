@@ -28,6 +28,8 @@ pub(super) struct ConnEntry {
     pub(super) adopted_ms: Option<u64>,
     /// Misbehaviours counted so far.
     pub(super) offences: u32,
+    /// Its broadcasts that validation rejected.
+    pub(super) rejected: u32,
     /// What is left of the bytes this peer may make us send on request,
     /// and when it was last refilled.
     pub(super) reply_budget: f64,
@@ -69,6 +71,7 @@ impl MeshState {
                 opened_ms: now_ms,
                 adopted_ms: None,
                 offences: 0,
+                rejected: 0,
                 reply_budget: f64::from(self.config.reply_burst),
                 reply_at_ms: now_ms,
             },
@@ -139,10 +142,17 @@ impl MeshState {
             .map(|(&c, _)| c);
         if let Some(standby) = standby {
             self.routing.insert(h.id.clone(), standby);
+            if let Some(s) = self.conns.get_mut(&standby) {
+                s.adopted_ms = Some(now_ms);
+            }
             out.push(Action::Event(MeshEvent::Rebound {
                 id: h.id,
                 conn: standby,
             }));
+            // The peer may have kept this connection and dropped the other
+            // (the two ends adopted them in different orders): it has had
+            // no peer list here yet.
+            self.welcome(now_ms, standby, out);
             return;
         }
         if lost && self.config.reconnect {

@@ -219,8 +219,9 @@ impl MeshState {
     }
 
     /// What a newly adopted peer gets: our peer list, then the replies that
-    /// were waiting for a route to it.
-    fn welcome(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
+    /// were waiting for a route to it. Also sent on a standby connection
+    /// that takes over: the peer's `connect()` may wait for it there.
+    pub(super) fn welcome(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
         self.send_peers(now_ms, conn, false, out);
         self.flush_awaiting_route(now_ms, conn, out);
     }

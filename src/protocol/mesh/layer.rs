@@ -13,6 +13,9 @@
 //!   mesh relayed it if it is a broadcast ([`Layer::on_message`], with the
 //!   connection it came on);
 //! - a peer left the routing table ([`Layer::on_peer_left`]);
+//! - a connection's send queue emptied after holding a burst
+//!   ([`Layer::on_writable`]): what a layer paces by the connection (sync's
+//!   catch-up) can go on at once, instead of at the next tick;
 //! - the periodic tick ([`Layer::on_tick`]).
 //!
 //! At each of them, and in commands that the driver runs with
@@ -57,9 +60,10 @@
 use std::any::Any;
 
 use super::close::{CloseReason, SendError};
-use super::output::{Action, ConnId, Delivery, DialId, MeshEvent};
+use super::output::{Action, ConnId, Delivery, DialId, MeshEvent, ValidationId};
 use super::state::MeshState;
-use crate::protocol::{Frame, InternalMessage, MainFlag, MessageId, Packet, PeerId};
+use super::validation::Validation;
+use crate::protocol::{Frame, InternalMessage, MainFlag, MessageId, Packet, PeerAddr, PeerId};
 
 /// A protocol layer over the mesh: pure state called by a [`Stack`] at the
 /// points listed in the [module documentation](self). Every method but
@@ -91,6 +95,14 @@ pub trait Layer: Any + Send {
         let _ = (ctx, peer);
     }
 
+    /// The send queue of `conn` emptied after holding at least a burst
+    /// (64 KiB): it has room for more. Drivers without send queues (the
+    /// simulator) never call it, so a layer that waits for it must also
+    /// go on at its tick.
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        let _ = (ctx, conn);
+    }
+
     /// The periodic tick, after the mesh's own.
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         let _ = ctx;
@@ -116,6 +128,9 @@ impl Layer for Box<dyn Layer> {
     }
     fn on_peer_left(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId) {
         (**self).on_peer_left(ctx, peer)
+    }
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        (**self).on_writable(ctx, conn)
     }
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         (**self).on_tick(ctx)
@@ -189,6 +204,26 @@ impl<'a> LayerCtx<'a> {
         )
     }
 
+    /// Dials `addr`, expecting the node `id` there: for a layer that keeps
+    /// links of its own (chord keeps its ring neighbours). Nothing happens,
+    /// and false is returned, when `id` is this node, is connected, or is
+    /// being dialled. The dial counts as outgoing, like the mesh's own.
+    pub fn dial(&mut self, id: &PeerId, addr: PeerAddr) -> bool {
+        if id == self.mesh.id() || self.mesh.is_connected(id) || self.mesh.dials.has_id(id) {
+            return false;
+        }
+        self.mesh.book.learn(id, addr.clone());
+        self.mesh.book.dialling(id, self.now_ms);
+        self.mesh.start_dial(id.clone(), addr, self.out);
+        true
+    }
+
+    /// The peers whose address the mesh learnt (handshakes, peer lists),
+    /// connected or not, in no particular order.
+    pub fn known_peers(&self) -> impl Iterator<Item = (&PeerId, &PeerAddr)> {
+        self.mesh.book.iter()
+    }
+
     /// Closes a connection whose peer broke the layer's protocol.
     pub fn close(&mut self, conn: ConnId, reason: CloseReason) {
         self.mesh.close(self.now_ms, conn, reason, self.out);
@@ -259,6 +294,20 @@ impl<L: Layer> Stack<L> {
         self.route(now_ms, start, out);
     }
 
+    /// See [`MeshState::on_validated`]; an accepted broadcast the layer
+    /// claims goes to it.
+    pub fn on_validated(
+        &mut self,
+        now_ms: u64,
+        ticket: ValidationId,
+        verdict: Validation,
+        out: &mut Vec<Action>,
+    ) {
+        let start = out.len();
+        self.mesh.on_validated(now_ms, ticket, verdict, out);
+        self.route(now_ms, start, out);
+    }
+
     /// See [`MeshState::on_closed`].
     pub fn on_closed(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
         let start = out.len();
@@ -272,6 +321,15 @@ impl<L: Layer> Stack<L> {
         self.mesh.on_tick(now_ms, out);
         self.layer
             .on_tick(&mut LayerCtx::new(&mut self.mesh, now_ms, out));
+        self.route(now_ms, start, out);
+    }
+
+    /// The send queue of `conn` emptied after a burst: the layer's
+    /// [`on_writable`](Layer::on_writable).
+    pub fn on_writable(&mut self, now_ms: u64, conn: ConnId, out: &mut Vec<Action>) {
+        let start = out.len();
+        self.layer
+            .on_writable(&mut LayerCtx::new(&mut self.mesh, now_ms, out), conn);
         self.route(now_ms, start, out);
     }
 

@@ -33,6 +33,7 @@
 //! | [`Action::Dial`] | open a connection to the address; report `on_open` (with the dial id) or `on_dial_failed` |
 //! | [`Action::Deliver`] | hand the message to the application (handlers, then the receive queue) |
 //! | [`Action::Event`] | tell the application ([`MeshEvent`]) |
+//! | [`Action::Validate`] | (validation on) ask the application; answer with [`on_validated`](MeshState::on_validated) |
 //!
 //! Connection ids ([`ConnId`]) are the driver's to allocate; each must be
 //! unique for the node's lifetime.
@@ -53,7 +54,8 @@
 //! (incoming frames, waterfall, relay, dispatch), `outgoing` (message
 //! building, frame cache), `peers` (peer lists), `routes` (replies and
 //! route requests), `renegotiate`, `commands` (what the application
-//! sends), `layer` (the extension interface), `waterfall`,
+//! sends), `validation` (holding broadcasts for the application's
+//! decision), `layer` (the extension interface), `waterfall`,
 //! `address_book`, `config`.
 
 mod address_book;
@@ -71,12 +73,15 @@ mod relay;
 mod renegotiate;
 mod routes;
 mod state;
+mod validation;
 mod waterfall;
 
 pub use address_book::AddressBook;
 pub use close::{CloseReason, SendError};
+pub use commands::Prepared;
 pub use config::MeshConfig;
 pub use layer::{Layer, LayerCtx, Stack};
-pub use output::{Action, ConnId, Delivery, DialId, MeshEvent, PeerInfo};
+pub use output::{Action, ConnId, Delivery, DialId, MeshEvent, PeerInfo, ValidationId};
 pub use state::MeshState;
+pub use validation::Validation;
 pub use waterfall::{Verdict, Waterfall};

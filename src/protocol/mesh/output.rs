@@ -21,6 +21,12 @@ pub type ConnId = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DialId(pub u64);
 
+/// Identifies a broadcast held for validation: [`Action::Validate`]
+/// carries it, [`MeshState::on_validated`](super::MeshState::on_validated)
+/// takes it back with the decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ValidationId(pub u64);
+
 /// A peer in the routing table, as the application sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
@@ -36,6 +42,8 @@ pub struct PeerInfo {
     pub outgoing: bool,
     /// The compression methods it advertised, in its order.
     pub compression: Vec<Compression>,
+    /// Broadcasts from it that validation rejected.
+    pub rejected: u32,
 }
 
 /// Events for the application.
@@ -92,6 +100,13 @@ pub enum MeshEvent {
         /// Why.
         reason: CloseReason,
     },
+    /// A reply to a node we are not connected to was dropped: no route
+    /// to it was found within `MeshConfig::request_ttl`, or the dial to
+    /// the address a peer named failed. One event per reply.
+    ReplyUnrouted {
+        /// The node the reply was for.
+        to: PeerId,
+    },
 }
 
 /// A user message for the application: its handlers first, then its queue.
@@ -139,6 +154,15 @@ pub enum Action {
     },
     /// Hand a user message to the application.
     Deliver(Delivery),
+    /// Ask the application whether to relay and deliver this broadcast
+    /// (validation is on); answer with
+    /// [`MeshState::on_validated`](super::MeshState::on_validated).
+    Validate {
+        /// Echo this back with the decision.
+        ticket: ValidationId,
+        /// The broadcast and the connection it came on.
+        delivery: Delivery,
+    },
     /// Raise an event.
     Event(MeshEvent),
 }

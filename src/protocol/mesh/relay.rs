@@ -8,6 +8,7 @@ use super::close::CloseReason;
 use super::outgoing::FrameCache;
 use super::output::{Action, ConnId, Delivery};
 use super::state::{secs, MeshState};
+use super::validation::Held;
 use super::waterfall::Verdict;
 use crate::protocol::{
     decode_body, Compression, Frame, InternalMessage, MainFlag, MessageId, SubFlag,
@@ -44,6 +45,7 @@ impl MeshState {
             }
         };
         let message = Arc::new(decoded.message);
+        self.received[message.msg_type as usize] += 1;
         let sub = message.sub_flag();
         if !handshaken && sub != Some(SubFlag::Handshake) {
             // Nothing but a handshake is meaningful before the handshake.
@@ -53,6 +55,17 @@ impl MeshState {
         match message.msg_type {
             MainFlag::Renegotiate => self.on_renegotiate(now_ms, conn, &message, out),
             MainFlag::Broadcast => {
+                let validate = if for_application(&message) {
+                    self.wants_validation()
+                } else {
+                    None
+                };
+                if validate == Some(false) {
+                    // Too many wait for a decision: drop it unrecorded, so
+                    // a copy from another peer may still be validated.
+                    self.validations.overflow += 1;
+                    return;
+                }
                 let now = secs(now_ms);
                 match self
                     .waterfall
@@ -66,6 +79,20 @@ impl MeshState {
                     Verdict::Duplicate | Verdict::Expired => return,
                 }
                 let cache = FrameCache::received(frame, decoded.compression);
+                if validate == Some(true) {
+                    let delivery = Delivery {
+                        message,
+                        id: decoded.id,
+                        conn,
+                    };
+                    let ticket = self.validations.hold(Held {
+                        cache,
+                        delivery: delivery.clone(),
+                        since_ms: now_ms,
+                    });
+                    out.push(Action::Validate { ticket, delivery });
+                    return;
+                }
                 self.relay(conn, cache, &message, out);
                 self.dispatch(now_ms, conn, decoded.id, message, out);
             }
@@ -83,6 +110,16 @@ impl MeshState {
         out: &mut Vec<Action>,
     ) {
         match message.sub_flag() {
+            // A handshake-flagged whisper that is no handshake, on a
+            // connection that had its handshake, is for a layer: chord's
+            // meta message `[handshake, "0"|"1"]`.
+            Some(SubFlag::Handshake)
+                if message.msg_type == MainFlag::Whisper
+                    && message.payload.len() != 5
+                    && self.peer_of(conn).is_some() =>
+            {
+                out.push(Action::Deliver(Delivery { message, id, conn }))
+            }
             Some(SubFlag::Handshake) if message.msg_type == MainFlag::Whisper => {
                 self.on_handshake(now_ms, conn, &message, out)
             }
@@ -99,7 +136,7 @@ impl MeshState {
     /// Forwards a new broadcast to every peer but the one it came from and
     /// its original sender, passing the received bytes on where the
     /// target's compression matches.
-    fn relay(
+    pub(super) fn relay(
         &mut self,
         from: ConnId,
         mut cache: FrameCache,
@@ -126,4 +163,20 @@ impl MeshState {
             });
         }
     }
+}
+
+/// Whether a message goes to the application (or a layer) rather than to
+/// the mesh's own handling: everything but the protocol's sub-flags.
+fn for_application(message: &InternalMessage) -> bool {
+    !matches!(
+        message.sub_flag(),
+        Some(
+            SubFlag::Handshake
+                | SubFlag::Peers
+                | SubFlag::Request
+                | SubFlag::Response
+                | SubFlag::Ping
+                | SubFlag::Pong
+        )
+    )
 }

@@ -32,6 +32,9 @@ pub(super) struct Routes {
     order: VecDeque<Vec<u8>>,
     /// Routed replies waiting for the target's handshake.
     awaiting: HashMap<PeerId, Vec<Vec<Packet>>>,
+    /// Targets of replies dropped without a route, one entry per reply,
+    /// until the tick reports them (`MeshEvent::ReplyUnrouted`).
+    pub(super) unrouted: Vec<PeerId>,
 }
 
 impl Routes {
@@ -39,7 +42,7 @@ impl Routes {
         self.pending.len()
     }
 
-    /// Drops pending replies older than `ttl_secs`.
+    /// Drops pending replies older than `ttl_secs` (noted as unrouted).
     pub(super) fn expire(&mut self, now_ms: u64, ttl_secs: u64) {
         let ttl_ms = ttl_secs.saturating_mul(1000);
         while let Some(key) = self.order.front() {
@@ -47,16 +50,22 @@ impl Routes {
                 Some(p) if p.created_ms.saturating_add(ttl_ms) > now_ms => break,
                 _ => {
                     if let Some(key) = self.order.pop_front() {
-                        self.pending.remove(&key);
+                        if let Some(p) = self.pending.remove(&key) {
+                            self.unrouted.push(p.target);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// The dial to `target` failed: its routed replies are lost.
+    /// The dial to `target` failed: its routed replies are lost (noted as
+    /// unrouted).
     pub(super) fn forget_target(&mut self, target: &PeerId) {
-        self.awaiting.remove(target);
+        if let Some(lost) = self.awaiting.remove(target) {
+            self.unrouted
+                .extend(std::iter::repeat_n(target.clone(), lost.len()));
+        }
     }
 }
 

@@ -8,10 +8,11 @@ use super::address_book::AddressBook;
 use super::config::MeshConfig;
 use super::conns::ConnEntry;
 use super::dial::Dials;
-use super::output::{Action, ConnId, PeerInfo};
+use super::output::{Action, ConnId, MeshEvent, PeerInfo};
 use super::routes::Routes;
+use super::validation::Validations;
 use super::waterfall::Waterfall;
-use crate::protocol::{IdWire, PeerAddr, PeerId, Rng};
+use crate::protocol::{IdWire, MainFlag, PeerAddr, PeerId, Rng};
 
 /// The mesh protocol logic of one node: routing table, handshakes, peer
 /// lists, waterfall, route requests and redials. See the [module
@@ -65,6 +66,9 @@ pub struct MeshState {
     pub(super) book: AddressBook,
     pub(super) rng: Rng,
     pub(super) replies_refused: u64,
+    pub(super) validations: Validations,
+    /// Messages decoded from peers, by main flag (its value is the index).
+    pub(super) received: [u64; 5],
 }
 
 const MAX_ERRORS_KEPT: usize = 64;
@@ -105,6 +109,8 @@ impl MeshState {
             ),
             rng: Rng::new(config.seed),
             replies_refused: 0,
+            validations: Validations::default(),
+            received: [0; 5],
             config,
         }
     }
@@ -139,9 +145,19 @@ impl MeshState {
                     out_addr: h.out_addr.clone(),
                     outgoing: c.outgoing,
                     compression: h.compression.clone(),
+                    rejected: c.rejected,
                 })
             })
             .collect()
+    }
+
+    /// The connection of every peer in the routing table, in id order (as
+    /// [`peers`](Self::peers), without building their descriptions).
+    pub fn peer_conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.routing
+            .values()
+            .copied()
+            .filter(|conn| self.conns.get(conn).is_some_and(|c| c.peer.is_some()))
     }
 
     /// The connection a peer is reached on.
@@ -210,6 +226,24 @@ impl MeshState {
         self.replies_refused
     }
 
+    /// Peers in the routing table.
+    pub fn peer_count(&self) -> usize {
+        self.routing.len()
+    }
+
+    /// Messages decoded from peers so far with this main flag (broadcasts
+    /// count every copy, duplicates included).
+    pub fn messages_received(&self, kind: MainFlag) -> u64 {
+        self.received[kind as usize]
+    }
+
+    /// Broadcasts the waterfall dropped so far: `(duplicates, stale,
+    /// from the future)` — already seen, older than the window, stamped
+    /// beyond the allowed clock skew.
+    pub fn waterfall_drops(&self) -> (u64, u64, u64) {
+        self.waterfall.drops()
+    }
+
     /// The most recent errors seen (newest last), like the references'
     /// `status`.
     pub fn errors(&self) -> impl Iterator<Item = &str> {
@@ -224,12 +258,17 @@ impl MeshState {
     }
 
     /// Periodic housekeeping; call it every few hundred milliseconds.
-    /// Expires waterfall entries and pending replies, closes connections
-    /// whose handshake is overdue, and redials lost or known peers
-    /// (rate-limited, with backoff).
+    /// Expires waterfall entries and pending replies (raising
+    /// [`MeshEvent::ReplyUnrouted`] for each reply dropped without a
+    /// route), closes connections whose handshake is overdue, and redials
+    /// lost or known peers (rate-limited, with backoff).
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.waterfall.expire(secs(now_ms));
         self.routes.expire(now_ms, self.config.request_ttl);
+        for to in self.routes.unrouted.drain(..) {
+            out.push(Action::Event(MeshEvent::ReplyUnrouted { to }));
+        }
+        self.expire_validations(now_ms);
         self.close_overdue_handshakes(now_ms, out);
         if self.config.reconnect {
             self.redial(now_ms, out);

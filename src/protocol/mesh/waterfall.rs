@@ -70,6 +70,8 @@ pub struct Waterfall {
     max_skew: u64,
     max_entries: usize,
     evicted: u64,
+    /// Broadcasts dropped: duplicates, expired, from the future.
+    drops: (u64, u64, u64),
 }
 
 impl Waterfall {
@@ -84,19 +86,23 @@ impl Waterfall {
             max_skew,
             max_entries: max_entries.max(1),
             evicted: 0,
+            drops: (0, 0, 0),
         }
     }
 
     /// Decides what to do with a broadcast and records it if it is new.
     pub fn check_and_record(&mut self, id: MessageId, time: u64, now: u64) -> Verdict {
         if time < now.saturating_sub(self.window) {
+            self.drops.1 += 1;
             return Verdict::Expired;
         }
         if time > now.saturating_add(self.max_skew) {
+            self.drops.2 += 1;
             return Verdict::FromTheFuture;
         }
         let fingerprint = self.key.hash_one((id, time));
         if !self.seen.insert(fingerprint) {
+            self.drops.0 += 1;
             return Verdict::Duplicate;
         }
         self.by_time.entry(time).or_default().push_back(fingerprint);
@@ -153,6 +159,12 @@ impl Waterfall {
     pub fn evicted(&self) -> u64 {
         self.evicted
     }
+
+    /// Broadcasts refused so far: `(duplicates, expired, from the
+    /// future)`.
+    pub fn drops(&self) -> (u64, u64, u64) {
+        self.drops
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +183,7 @@ mod tests {
             w.check_and_record([3; 32], 1011, 1000),
             Verdict::FromTheFuture
         );
+        assert_eq!(w.drops(), (1, 1, 1));
         w.expire(1061);
         assert_eq!(w.len(), 1);
         w.expire(1062);

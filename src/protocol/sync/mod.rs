@@ -33,8 +33,10 @@
 //! - **Key and value types are kept** as they came: a str key and a bin key
 //!   with the same bytes are two keys, as on the wire. Keys given as Rust
 //!   text are sent as bin (what py2p's API does), so py2p can read them.
-//! - **Catch-up is paced**: at most 1 MiB per peer per tick, so a large
-//!   dictionary does not overflow the newcomer's send buffer.
+//! - **Catch-up is paced**: 256 KiB at a time per peer, the next part once
+//!   the peer's send queue has drained (or 1 MiB at the next tick), so a large
+//!   dictionary neither overflows the newcomer's send buffer nor waits for
+//!   ticks.
 //! - **Local updates are all or nothing**: every key is checked before any
 //!   is stored or sent.
 
@@ -42,4 +44,5 @@ mod state;
 mod store;
 
 pub use state::{SyncEvent, SyncState, SyncStats, SyncView};
+pub(crate) use store::{encoded_len, merge_map};
 pub use store::{Entry, Meta, Store, SyncConfig, SyncError, SyncKey, LEASE_SECS};

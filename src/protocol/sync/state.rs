@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::store::{
-    encoded_len, is_truthy, merge_map, Meta, Store, SyncConfig, SyncError, SyncKey, WriteKind,
+    encoded_len, is_truthy, lease_check, merge_map, Meta, Store, SyncConfig, SyncError, SyncKey,
+    WriteKind,
 };
 use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
 use crate::protocol::{packet_to_id, InternalMessage, Packet, PeerId, SubFlag};
@@ -81,9 +82,15 @@ struct CatchUp {
     next: Option<SyncKey>,
 }
 
-/// Catch-up bytes whispered to one peer per call (handshake, then each
-/// tick), so a large dictionary does not overflow the peer's send buffer.
-const CATCH_UP_BURST: usize = 1 << 20;
+/// Catch-up bytes whispered to one peer at its handshake and each time its
+/// send queue drained: small enough that the newcomer starts on the first
+/// entries while the next ones are encoded, and never near the peer's send
+/// buffer.
+const CATCH_UP_BURST: usize = 256 << 10;
+
+/// Catch-up bytes whispered to one peer per tick, where no driver reports
+/// drained queues (the simulator), or a report was missed.
+const CATCH_UP_PER_TICK: usize = 1 << 20;
 
 /// The replicated dictionary's protocol logic: a [`Layer`] on the mesh.
 /// Pure and deterministic; the [`SyncSocket`](crate::sync::SyncSocket)
@@ -174,9 +181,17 @@ impl SyncState {
                 if value.is_nil() {
                     return Err(SyncError::NilValue);
                 }
-                store.lease_allows(key, &meta, WriteKind::Set, self.config.leasing, meta.time)?;
-                store.fits(key, value, &self.config)?;
-                new_keys += usize::from(store.get(key).is_none());
+                let old = store.get(key).map(|e| &e.meta);
+                lease_check(
+                    key,
+                    old,
+                    &meta,
+                    WriteKind::Set,
+                    self.config.leasing,
+                    meta.time,
+                )?;
+                store.fits_entry(old.is_none(), value, &self.config)?;
+                new_keys += usize::from(old.is_none());
             }
             if store.len() + new_keys > self.config.max_keys {
                 return Err(SyncError::TooManyKeys {
@@ -286,14 +301,16 @@ impl SyncState {
         kind: WriteKind,
     ) -> bool {
         let leasing = self.config.leasing;
+        let is_new;
         let outcome = {
             let store = read(&self.store);
             let old = store.get(&key);
+            is_new = old.is_none();
             if kind == WriteKind::Delete && old.is_none() {
                 self.stats.unknown_deletes += 1;
                 return false;
             }
-            if store.lease_allows(&key, &meta, kind, leasing, now).is_err() {
+            if lease_check(&key, old.map(|e| &e.meta), &meta, kind, leasing, now).is_err() {
                 self.stats.leased += 1;
                 return false;
             }
@@ -319,7 +336,11 @@ impl SyncState {
                 self.remove(&key);
             }
             Some(value) => {
-                if self.store().fits(&key, &value, &self.config).is_err() {
+                if self
+                    .store()
+                    .fits_entry(is_new, &value, &self.config)
+                    .is_err()
+                {
                     self.stats.over_bounds += 1;
                     return false;
                 }
@@ -329,9 +350,9 @@ impl SyncState {
         true
     }
 
-    /// Whispers catch-up entries to `conn` from where it stopped, up to the
-    /// burst; forgets the catch-up once every entry went.
-    fn pump_catch_up(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+    /// Whispers catch-up entries to `conn` from where it stopped, up to
+    /// `budget` bytes; forgets the catch-up once every entry went.
+    fn pump_catch_up(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId, budget: usize) {
         let Some(state) = self.catch_up.get_mut(&conn) else {
             return;
         };
@@ -345,7 +366,7 @@ impl SyncState {
                 self.catch_up.remove(&conn);
                 return;
             };
-            if sent >= CATCH_UP_BURST {
+            if sent >= budget {
                 state.next = Some(key.clone());
                 return;
             }
@@ -395,7 +416,7 @@ impl Layer for SyncState {
                 next: None,
             },
         );
-        self.pump_catch_up(ctx, conn);
+        self.pump_catch_up(ctx, conn, CATCH_UP_BURST);
     }
 
     fn on_message(&mut self, ctx: &mut LayerCtx<'_>, delivery: Delivery) {
@@ -431,26 +452,28 @@ impl Layer for SyncState {
                     self.stats.catch_up_skipped += 1;
                     return;
                 }
-                let forward = vec![
-                    key.to_packet(),
-                    value.clone(),
-                    crate::protocol::id_to_packet(&meta.owner),
-                    meta.time.into(),
-                ];
+                // Better than the references: an entry new to us goes on
+                // to our other peers, so a write made while its writer was
+                // cut off reaches the whole network, not only the writer's
+                // direct peers.
+                let others: Vec<ConnId> = ctx
+                    .mesh()
+                    .peer_conns()
+                    .filter(|&c| c != delivery.conn)
+                    .collect();
+                let forward = (!others.is_empty()).then(|| {
+                    vec![
+                        key.to_packet(),
+                        value.clone(),
+                        crate::protocol::id_to_packet(&meta.owner),
+                        meta.time.into(),
+                    ]
+                });
                 if self.apply_remote(now, key, value, meta, kind) {
-                    // Better than the references: an entry new to us goes
-                    // on to our other peers, so a write made while its
-                    // writer was cut off reaches the whole network, not
-                    // only the writer's direct peers.
-                    let others: Vec<ConnId> = ctx
-                        .mesh()
-                        .peers()
-                        .into_iter()
-                        .map(|p| p.conn)
-                        .filter(|&c| c != delivery.conn)
-                        .collect();
-                    for conn in others {
-                        let _ = ctx.whisper(conn, SubFlag::Store.as_u8(), forward.clone());
+                    for (conn, forward) in others.into_iter().zip(std::iter::repeat(forward)) {
+                        if let Some(packets) = forward {
+                            let _ = ctx.whisper(conn, SubFlag::Store.as_u8(), packets);
+                        }
                     }
                 }
             }
@@ -472,6 +495,14 @@ impl Layer for SyncState {
         self.catch_up.retain(|_, c| &c.peer != peer);
     }
 
+    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
+        // The last burst went out: the next one, without waiting for the
+        // tick.
+        if ctx.mesh().peer_of(conn).is_some() {
+            self.pump_catch_up(ctx, conn, CATCH_UP_BURST);
+        }
+    }
+
     fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
         let conns: Vec<ConnId> = self.catch_up.keys().copied().collect();
         for conn in conns {
@@ -479,7 +510,7 @@ impl Layer for SyncState {
                 self.catch_up.remove(&conn);
                 continue;
             }
-            self.pump_catch_up(ctx, conn);
+            self.pump_catch_up(ctx, conn, CATCH_UP_PER_TICK);
         }
     }
 }

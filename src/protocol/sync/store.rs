@@ -249,23 +249,8 @@ impl Store {
         leasing: bool,
         now: u64,
     ) -> Result<(), SyncError> {
-        let Some(old) = self.entries.get(key).map(|e| &e.meta) else {
-            return Ok(());
-        };
-        let allowed = old.owner == new.owner
-            || (kind == WriteKind::Delta && !leasing)
-            || old.time < now.saturating_sub(LEASE_SECS)
-            || (old.time == new.time && old.owner.as_bytes() > new.owner.as_bytes())
-            || (old.time < new.time && !leasing);
-        if allowed {
-            Ok(())
-        } else {
-            Err(SyncError::Leased {
-                key: key.to_string(),
-                owner: old.owner.to_string(),
-                until: old.time.saturating_add(LEASE_SECS),
-            })
-        }
+        let old = self.entries.get(key).map(|e| &e.meta);
+        lease_check(key, old, new, kind, leasing, now)
     }
 
     /// Checks the bounds for putting `value` at `key`.
@@ -275,7 +260,18 @@ impl Store {
         value: &Packet,
         config: &SyncConfig,
     ) -> Result<(), SyncError> {
-        if !self.entries.contains_key(key) && self.entries.len() >= config.max_keys {
+        self.fits_entry(!self.entries.contains_key(key), value, config)
+    }
+
+    /// Checks the bounds for putting `value` at a key that is `new` (not
+    /// held yet) or not.
+    pub(super) fn fits_entry(
+        &self,
+        new: bool,
+        value: &Packet,
+        config: &SyncConfig,
+    ) -> Result<(), SyncError> {
+        if new && self.entries.len() >= config.max_keys {
             return Err(SyncError::TooManyKeys {
                 max: config.max_keys,
             });
@@ -301,17 +297,44 @@ impl Store {
     }
 }
 
+/// [`Store::lease_allows`] given the key's metadata (`old`, if it has
+/// any), for callers that have already looked the key up.
+pub(super) fn lease_check(
+    key: &SyncKey,
+    old: Option<&Meta>,
+    new: &Meta,
+    kind: WriteKind,
+    leasing: bool,
+    now: u64,
+) -> Result<(), SyncError> {
+    let Some(old) = old else {
+        return Ok(());
+    };
+    let allowed = old.owner == new.owner
+        || (kind == WriteKind::Delta && !leasing)
+        || old.time < now.saturating_sub(LEASE_SECS)
+        || (old.time == new.time && old.owner.as_bytes() > new.owner.as_bytes())
+        || (old.time < new.time && !leasing);
+    if allowed {
+        Ok(())
+    } else {
+        Err(SyncError::Leased {
+            key: key.to_string(),
+            owner: old.owner.to_string(),
+            until: old.time.saturating_add(LEASE_SECS),
+        })
+    }
+}
+
 /// The msgpack size of a value.
-pub(super) fn encoded_len(value: &Packet) -> usize {
-    let mut out = Vec::new();
-    msgpack::encode(value, &mut out);
-    out.len()
+pub(crate) fn encoded_len(value: &Packet) -> usize {
+    msgpack::encoded_len(value)
 }
 
 /// `old` updated with the pairs of `delta` (as Python's `dict.update`):
 /// equal keys take the delta's value, new keys are appended in order.
 /// `None` when `old` is not a map.
-pub(super) fn merge_map(old: Option<&Packet>, delta: &[(Packet, Packet)]) -> Option<Packet> {
+pub(crate) fn merge_map(old: Option<&Packet>, delta: &[(Packet, Packet)]) -> Option<Packet> {
     let mut pairs = match old {
         None => Vec::new(),
         Some(Packet::Map(pairs)) => pairs.clone(),
