@@ -18,7 +18,8 @@
 //! instead. Either way the test checks the shaping is in effect (loss and
 //! reordering counted), so it never passes on clean links.
 //!
-//! 1. **Mesh**: node `i` dials node `i − 1`; peer discovery does the rest.
+//! 1. **Mesh**: node `i` dials node `i − 1` (once that one has joined
+//!    its own predecessor); peer discovery does the rest.
 //!    Once the mesh is connected, its hop diameter `D` is computed from the
 //!    routing tables (links both ends list), and its *link* diameter `L`:
 //!    the most shaped links a shortest flood must cross between two nodes.
@@ -344,12 +345,24 @@ fn chaos_on_shaped_links() {
                 .map(|n| n.addr.clone())
                 .into_iter()
                 .collect();
-            let node = NodeProcess::rs2p_in_with(
+            let mut node = NodeProcess::rs2p_in_with(
                 &format!("n{i}"),
                 host,
                 &connect,
                 &["--keepalive", "0.5", "--idle-timeout", "3"],
             );
+            // The next node starts once this one has joined its
+            // predecessor. Peer lists are exchanged at the handshake
+            // only, so a node that joined a predecessor still dialling
+            // out (a SYN lost on a shaped link costs 1 s) learned nobody
+            // else and, nobody dialling it, stayed a leaf of degree 1
+            // (seen 2 runs in 3 on a loaded machine).
+            if let Some(prev) = run.nodes.last() {
+                let prev = prev.id.clone();
+                node.wait_for_within("its predecessor to join", CONVERGE, |v| {
+                    v["event"] == "peer_joined" && v["id"] == prev.as_str()
+                });
+            }
             run.index.insert(node.id.clone(), i);
             run.nodes.push(node);
             run.host.push(h);
