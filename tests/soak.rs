@@ -1,11 +1,14 @@
-//! `rs2p soak`, short: 12 s of a 12-node mesh under load (50 broadcasts/s),
-//! churn (a node leaves and another joins every 3 s) and misbehaving peers
+//! `rs2p soak` as CI runs it: one minute of a 12-node mesh under load (50
+//! broadcasts/s), churn (a node leaves and another joins every 3 s) and
+//! misbehaving peers
 //! (garbage connections, broadcasts stamped an hour ahead, a member
 //! flooding resend requests). Checked from its JSON report: no broadcast
 //! lost among nodes connected throughout (see `src/cli/soak/ledger.rs` for
 //! the definition), no duplicate anywhere, every misbehaving peer dealt
 //! with, memory and file descriptors bounded (and every descriptor back
-//! once the nodes are closed).
+//! once the nodes are closed). A minute is long enough for the
+//! deduplication sets to fill up to their 60 s window; the 30-minute run
+//! and its figures are in BENCHMARKS.md.
 
 mod support;
 
@@ -15,10 +18,11 @@ use serde_json::Value;
 use support::process::{rs2p_command, run_to_end};
 
 #[test]
-fn a_short_soak_loses_nothing_and_stays_bounded() {
+fn a_minute_of_soak_loses_nothing_and_stays_bounded() {
     let mut cmd = rs2p_command();
-    cmd.args(["soak", "--minutes", "0.2", "--json"]);
-    let out = run_to_end(cmd, None, Duration::from_secs(120));
+    cmd.args(["soak", "--minutes", "1", "--json"]);
+    // The minute, setup, grace and close take ~70 s.
+    let out = run_to_end(cmd, None, Duration::from_secs(150));
     // The progress lines (stderr) show in the test's output on failure.
     eprintln!("{}", out.stderr);
     assert!(
@@ -39,16 +43,16 @@ fn a_short_soak_loses_nothing_and_stays_bounded() {
     for key in ["lost", "duplicates", "late", "echoes", "foreign", "excused"] {
         assert_eq!(u(&d[key]), 0, "{key}: {d}");
     }
-    // 12 s at 50/s, to 11 other nodes: not a vacuous check.
-    assert!(u(&d["sent"]) >= 400, "too few broadcasts: {d}");
+    // 60 s at 50/s, to 11 other nodes: not a vacuous check.
+    assert!(u(&d["sent"]) >= 2000, "too few broadcasts: {d}");
     assert!(
-        u(&d["expected"]) >= 3000,
+        u(&d["expected"]) >= 15_000,
         "too few expected deliveries: {d}"
     );
     assert_eq!(d["expected"], d["delivered"]);
 
     assert!(
-        u(&r["churn"]["joins"]) >= 2,
+        u(&r["churn"]["joins"]) >= 10,
         "too little churn: {}",
         r["churn"]
     );
