@@ -57,12 +57,19 @@ if ! JS2P_CHECK=$(cd "$JS2P_DIR" && node -e "
 fi
 export RS2P_JS2P_DIR="$JS2P_DIR"
 
-# --- iproute2: the partition test builds its own network namespaces ---------
-if ! command -v ip >/dev/null 2>&1; then
-    echo "test.sh: installing iproute2 (ip netns)" >&2
+# --- iproute2: the partition and chaos tests build their own network ---------
+# namespaces (ip netns, veth, bridges); the chaos test shapes its links with
+# `tc netem` (iproute2 too) when the kernel has sch_netem, and with its own
+# userspace emulator when it has not (it says which on stderr).
+if ! command -v ip >/dev/null 2>&1 || ! command -v tc >/dev/null 2>&1; then
+    echo "test.sh: installing iproute2 (ip netns, tc)" >&2
     apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
 ip netns list >/dev/null || { echo "test.sh: 'ip netns' does not work here (root needed)" >&2; exit 1; }
+# sch_netem as a module (Debian's kernels): load it if we can; no matter if not.
+if command -v modprobe >/dev/null 2>&1; then
+    modprobe -q sch_netem 2>/dev/null || true
+fi
 
 # --- curl: tests/metrics.rs scrapes `rs2p node --metrics` with a real client --
 if ! command -v curl >/dev/null 2>&1; then

@@ -27,6 +27,9 @@
 //! `join_race_duplicate_dial_keeps_the_peer` (at the end) replays, on the
 //! pure state machine, a race this test's join phase used to hit (a node
 //! dialling one peer twice lost it): a regression test.
+//! `departed_nodes_leave_the_address_books` checks that churn does not
+//! fill address books with nodes long gone (seen in `rs2p soak`: every
+//! node's book grew by one address per join, for the whole run).
 
 mod support;
 
@@ -539,5 +542,66 @@ fn join_race_duplicate_dial_keeps_the_peer() {
         failures.is_empty(),
         "a duplicate dial from one side loses the peer:\n{}",
         failures.join("\n")
+    );
+}
+
+/// A node heard of in a peer list, never dialled (no outgoing budget
+/// left), that then leaves for good: the listener forgets its address once
+/// nobody mentioned it for `reconnect_give_up_ms`, as the node it was
+/// connected to does; connected peers stay. Before, an address never
+/// dialled (or never lost) stayed for ever: in `rs2p soak` (a join every
+/// 3 s) every node's book grew by one address per join until its capacity,
+/// after which newcomers' addresses were ignored.
+#[test]
+fn departed_nodes_leave_the_address_books() {
+    const GIVE_UP: u64 = 60_000;
+    // a = 0 and x = 2 both dial b = 1; one outgoing connection each, and
+    // no redials, so only the book's own rule can drop an address.
+    let mut rig = Rig::with_nodes(3, |i| {
+        let config = MeshConfig {
+            max_outgoing: 1,
+            reconnect: false,
+            reconnect_give_up_ms: GIVE_UP,
+            ..MeshConfig::default()
+        };
+        (
+            MeshState::new(PeerId::from(format!("n{i}")), rig_addr(i), config),
+            (),
+        )
+    });
+    rig.connect(2, 1);
+    rig.settle();
+    rig.connect(0, 1);
+    rig.settle();
+    assert!(rig.is_peer(0, 1) && rig.is_peer(2, 1) && !rig.is_peer(0, 2));
+    assert_eq!(
+        rig.mesh(0).known_addresses(),
+        2,
+        "a knows b, and x from b's list"
+    );
+    rig.kill(2);
+    rig.settle();
+    assert!(!rig.is_peer(1, 2));
+    for _ in 0..GIVE_UP / 1000 - 5 {
+        rig.advance(1000);
+    }
+    assert_eq!(
+        rig.mesh(0).known_addresses(),
+        2,
+        "forgotten before the give-up time"
+    );
+    for _ in 0..10 {
+        rig.advance(1000);
+    }
+    assert!(rig.is_peer(0, 1));
+    assert_eq!(
+        rig.mesh(0).known_addresses(),
+        1,
+        "a still lists the departed x"
+    );
+    assert_eq!(
+        rig.mesh(1).known_addresses(),
+        1,
+        "b still lists the departed x"
     );
 }

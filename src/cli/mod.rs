@@ -18,6 +18,7 @@ mod seed;
 mod send;
 mod signals;
 mod simulate;
+mod soak;
 mod sync;
 mod transport;
 
@@ -117,6 +118,10 @@ enum Command {
     /// coverage, time to full coverage, transmissions, duplicates.
     #[command(after_help = simulate::AFTER_HELP)]
     Simulate(simulate::SimulateArgs),
+    /// Run a mesh for a long time under load, churn and misbehaving peers:
+    /// memory, file descriptors, losses and duplicates over time.
+    #[command(after_help = soak::AFTER_HELP)]
+    Soak(soak::SoakArgs),
 }
 
 /// Parses the arguments, sets up logging and runs the subcommand.
@@ -144,6 +149,7 @@ pub fn main() -> ExitCode {
         Command::Peers(args) => runtime.block_on(peers::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Simulate(args) => simulate::run(args),
+        Command::Soak(args) => runtime.block_on(soak::run(args)),
     };
     // Blocked readers (stdin) must not hold the process open.
     runtime.shutdown_background();

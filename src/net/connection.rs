@@ -298,9 +298,17 @@ async fn read_loop(
     // transport).
     let mut framed = false;
     let error: Option<CloseReason> = loop {
-        // Mid-frame, the stall timeout applies; between frames, the idle one.
+        // Mid-frame, the stall timeout applies, and the idle one too if
+        // shorter (a link that dies mid-frame is as silent as one that dies
+        // between frames); between frames, the idle one.
         let limit = if decoder.buffered() > 0 {
-            Some(settings.stall_timeout)
+            Some(
+                settings
+                    .idle_timeout
+                    .map_or(settings.stall_timeout, |idle| {
+                        idle.min(settings.stall_timeout)
+                    }),
+            )
         } else {
             settings.idle_timeout
         };

@@ -12,7 +12,10 @@
 //!   would (`rs2p sync` in plain mode);
 //! * [`py2p`]: the py2p interpreter, scripts and node start function;
 //! * [`js2p`]: the js2p folder, Node.js and the js2p node start function;
-//! * [`netns`]: a network-namespace lab and rs2p nodes inside it;
+//! * [`netns`]: network-namespace labs (a partition lab, and a chaos lab
+//!   whose links are shaped as `tc netem` does) and rs2p nodes inside them;
+//! * [`linkem`]: a userspace link emulator for the chaos lab on kernels
+//!   without `sch_netem`;
 //! * [`certs`]: test certificates;
 //! * [`chat`]: `rs2p node` in chat mode in a child process (raw stdout,
 //!   status lines on stderr).
@@ -24,6 +27,7 @@
 pub mod certs;
 pub mod chat;
 pub mod js2p;
+pub mod linkem;
 pub mod mesh;
 pub mod netns;
 pub mod process;

@@ -2,6 +2,13 @@
 //! again. Lost peers are redialled with exponential backoff and jitter, so
 //! a mesh split by a network partition heals by itself once the network is
 //! back; addresses from peer lists refill a node that has too few peers.
+//!
+//! Nothing stays for ever: a lost peer is given up `give_up_ms` after the
+//! loss, and an address nobody mentioned for as long (no handshake, no
+//! peer list, no connection) is forgotten too, so a long-lived node in a
+//! mesh with churn does not fill its book with departed nodes, keep
+//! dialling them, and then ignore the addresses of newcomers because the
+//! book is full.
 
 use std::collections::HashMap;
 
@@ -18,6 +25,9 @@ struct Entry {
     lost: bool,
     /// When it was lost (ms), to give up eventually.
     lost_at_ms: u64,
+    /// When the address was last heard of (ms): learnt from a handshake
+    /// or a peer list, or connected.
+    heard_ms: u64,
 }
 
 /// Known peers and their redial schedule.
@@ -25,6 +35,8 @@ struct Entry {
 pub struct AddressBook {
     entries: HashMap<PeerId, Entry>,
     capacity: usize,
+    /// No pruning before this (ms): once a second is plenty.
+    next_prune_ms: u64,
     base_ms: u64,
     max_ms: u64,
     give_up_ms: u64,
@@ -32,11 +44,13 @@ pub struct AddressBook {
 
 impl AddressBook {
     /// A book of at most `capacity` entries; backoff doubles from `base_ms`
-    /// up to `max_ms`; lost peers are given up after `give_up_ms`.
+    /// up to `max_ms`; lost peers are given up after `give_up_ms`, and
+    /// addresses not heard of for as long are forgotten.
     pub fn new(capacity: usize, base_ms: u64, max_ms: u64, give_up_ms: u64) -> Self {
         AddressBook {
             entries: HashMap::new(),
             capacity,
+            next_prune_ms: 0,
             base_ms: base_ms.max(1),
             max_ms: max_ms.max(base_ms.max(1)),
             give_up_ms,
@@ -58,11 +72,13 @@ impl AddressBook {
         self.entries.is_empty()
     }
 
-    /// Remembers an address (from a handshake or a peer list). Ignored when
-    /// the book is full, unless the id is already known.
-    pub fn learn(&mut self, id: &PeerId, addr: PeerAddr) {
+    /// Remembers an address (from a handshake or a peer list) heard of at
+    /// `now_ms`. Ignored when the book is full, unless the id is already
+    /// known.
+    pub fn learn(&mut self, id: &PeerId, addr: PeerAddr, now_ms: u64) {
         if let Some(e) = self.entries.get_mut(id) {
             e.addr = addr;
+            e.heard_ms = e.heard_ms.max(now_ms);
             return;
         }
         if self.entries.len() >= self.capacity {
@@ -76,13 +92,15 @@ impl AddressBook {
                 next_attempt_ms: 0,
                 lost: false,
                 lost_at_ms: 0,
+                heard_ms: now_ms,
             },
         );
     }
 
     /// The peer completed a handshake: reset its backoff.
-    pub fn connected(&mut self, id: &PeerId) {
+    pub fn connected(&mut self, id: &PeerId, now_ms: u64) {
         if let Some(e) = self.entries.get_mut(id) {
+            e.heard_ms = e.heard_ms.max(now_ms);
             e.failures = 0;
             e.lost = false;
             e.next_attempt_ms = 0;
@@ -117,17 +135,35 @@ impl AddressBook {
         self.entries.remove(id);
     }
 
+    /// Gives up peers lost more than `give_up_ms` ago, and forgets
+    /// addresses not heard of for as long, except those `keep` says are in
+    /// use (connected, or being dialled). Does the work at most once a
+    /// second.
+    pub fn prune(&mut self, now_ms: u64, keep: impl Fn(&PeerId) -> bool) {
+        if now_ms < self.next_prune_ms {
+            return;
+        }
+        self.next_prune_ms = now_ms + 1000;
+        let give_up = self.give_up_ms;
+        let stale = |since: u64| now_ms.saturating_sub(since) > give_up;
+        self.entries.retain(|id, e| {
+            keep(id)
+                || if e.lost {
+                    !stale(e.lost_at_ms)
+                } else {
+                    !stale(e.heard_ms)
+                }
+        });
+    }
+
     /// Lost peers due for a redial, not currently connected or dialling
-    /// (as `skip` says), at most `limit`. Gives up peers lost too long ago.
+    /// (as `skip` says), at most `limit`.
     pub fn due_lost(
         &mut self,
         now_ms: u64,
         limit: usize,
         skip: impl Fn(&PeerId) -> bool,
     ) -> Vec<(PeerId, PeerAddr)> {
-        let give_up = self.give_up_ms;
-        self.entries
-            .retain(|_, e| !e.lost || now_ms.saturating_sub(e.lost_at_ms) <= give_up);
         self.due(now_ms, limit, |e| e.lost, skip)
     }
 
@@ -178,7 +214,7 @@ mod tests {
         let mut book = AddressBook::new(10, 1000, 8000, 60_000);
         let mut rng = Rng::new(7);
         let id = PeerId::from("p");
-        book.learn(&id, PeerAddr::new("127.0.0.1", 1));
+        book.learn(&id, PeerAddr::new("127.0.0.1", 1), 0);
         book.lost(&id, 0, &mut rng);
         assert!(book.due_lost(0, 10, |_| false).is_empty());
         assert_eq!(book.due_lost(1500, 10, |_| false).len(), 1);
@@ -191,6 +227,7 @@ mod tests {
         }
         assert!(last >= 4000, "capped delay is at least half the max");
         // Given up after the give-up time.
+        book.prune(70_000, |_| false);
         assert!(book.due_lost(70_000, 10, |_| false).is_empty());
         assert!(book.is_empty());
     }
@@ -202,8 +239,44 @@ mod tests {
             book.learn(
                 &PeerId::from(format!("p{i}")),
                 PeerAddr::new("127.0.0.1", i),
+                0,
             );
         }
         assert_eq!(book.len(), 2);
+    }
+
+    /// Churn: departed nodes' addresses go once nobody mentions them for
+    /// the give-up time (before, a long-lived node's book only grew, up to
+    /// its capacity, and then ignored newcomers); addresses in use, heard
+    /// of again, or lost recently stay.
+    #[test]
+    fn departed_addresses_are_forgotten() {
+        let mut book = AddressBook::new(3, 1000, 8000, 60_000);
+        let mut rng = Rng::new(7);
+        let p = |i: u16| PeerId::from(format!("p{i}"));
+        for i in 0..3 {
+            book.learn(&p(i), PeerAddr::new("127.0.0.1", i), 0);
+        }
+        book.connected(&p(0), 0);
+        // p1 is listed again later; p2, departed, is not.
+        book.learn(&p(1), PeerAddr::new("127.0.0.1", 1), 30_000);
+        book.prune(60_000, |id| *id == p(0));
+        assert_eq!(book.len(), 3, "nothing is stale yet");
+        book.prune(70_000, |id| *id == p(0));
+        assert_eq!(book.len(), 2, "p2 was not heard of for 70 s");
+        assert!(book.iter().all(|(id, _)| *id != p(2)));
+        // The room it left takes a newcomer (the book was full).
+        book.learn(&p(3), PeerAddr::new("127.0.0.1", 3), 70_000);
+        assert_eq!(book.len(), 3);
+        // p0, connected since 0, stays while connected; once lost, it is
+        // redialled for the give-up time, then given up.
+        book.prune(100_000, |id| *id == p(0));
+        assert!(book.iter().any(|(id, _)| *id == p(0)));
+        book.lost(&p(0), 100_000, &mut rng);
+        book.prune(150_000, |_| false);
+        assert!(book.iter().any(|(id, _)| *id == p(0)), "lost 50 s ago");
+        assert_eq!(book.due_lost(150_000, 10, |_| false).len(), 1);
+        book.prune(160_001, |_| false);
+        assert!(book.is_empty(), "{:?}", book.entries.keys());
     }
 }

@@ -48,7 +48,9 @@ pub struct MeshConfig {
     pub reconnect_base_ms: u64,
     /// Longest redial delay, in ms. Default 10,000.
     pub reconnect_max_ms: u64,
-    /// A lost peer is given up after this many ms. Default 600,000.
+    /// A lost peer is given up after this many ms, and an address not
+    /// heard of for as long (no handshake, peer list or connection
+    /// mentioned it) is forgotten. Default 600,000.
     pub reconnect_give_up_ms: u64,
     /// Most addresses remembered. Default 1,024.
     pub address_book_capacity: usize,

@@ -221,8 +221,8 @@ impl MeshState {
 
     /// Records the peer on its connection and in the routing table.
     fn adopt(&mut self, now_ms: u64, conn: ConnId, h: Handshake) {
-        self.book.learn(&h.id, h.out_addr.clone());
-        self.book.connected(&h.id);
+        self.book.learn(&h.id, h.out_addr.clone(), now_ms);
+        self.book.connected(&h.id, now_ms);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.adopted_ms = Some(now_ms);
             c.expected_id = None;

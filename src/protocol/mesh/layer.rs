@@ -239,7 +239,7 @@ impl<'a> LayerCtx<'a> {
         if id == self.mesh.id() || self.mesh.is_connected(id) || self.mesh.dials.has_id(id) {
             return false;
         }
-        self.mesh.book.learn(id, addr.clone());
+        self.mesh.book.learn(id, addr.clone(), self.now_ms);
         self.mesh.book.dialling(id, self.now_ms);
         self.mesh.start_dial(id.clone(), addr, self.out);
         true

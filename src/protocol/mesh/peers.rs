@@ -122,7 +122,7 @@ impl MeshState {
                 continue;
             }
             listed.push((id.clone(), addr.clone()));
-            self.book.learn(&id, addr.clone());
+            self.book.learn(&id, addr.clone(), now_ms);
             if budget == 0 || self.routing.contains_key(&id) || busy.has(&id, &addr) {
                 continue;
             }

@@ -206,7 +206,7 @@ impl MeshState {
             // Connected meanwhile: deliver now.
             self.flush_awaiting_route(now_ms, conn, out);
         } else if !self.dials.has_id(&id) {
-            self.book.learn(&id, addr.clone());
+            self.book.learn(&id, addr.clone(), now_ms);
             self.start_dial(id, addr, out);
         }
     }

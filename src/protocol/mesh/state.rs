@@ -260,8 +260,9 @@ impl MeshState {
     /// Periodic housekeeping; call it every few hundred milliseconds.
     /// Expires waterfall entries and pending replies (raising
     /// [`MeshEvent::ReplyUnrouted`] for each reply dropped without a
-    /// route), closes connections whose handshake is overdue, and redials
-    /// lost or known peers (rate-limited, with backoff).
+    /// route), closes connections whose handshake is overdue, forgets
+    /// addresses given up or not heard of for `reconnect_give_up_ms`, and
+    /// redials lost or known peers (rate-limited, with backoff).
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         self.waterfall.expire(secs(now_ms));
         self.routes.expire(now_ms, self.config.request_ttl);
@@ -271,6 +272,9 @@ impl MeshState {
         self.expire_validations(now_ms);
         self.close_overdue_handshakes(now_ms, out);
         self.close_stale_superseded(now_ms, out);
+        let (routing, dials) = (&self.routing, &self.dials);
+        self.book
+            .prune(now_ms, |id| routing.contains_key(id) || dials.has_id(id));
         if self.config.reconnect {
             self.redial(now_ms, out);
         }
