@@ -137,6 +137,13 @@ async fn register(
 
 /// Dials listed nodes in random order while `node` has at most four peers;
 /// counts those it is connected to afterwards.
+/// Whether `id` is in `node`'s routing table.
+async fn is_peer(node: &MeshSocket, id: &PeerId) -> bool {
+    node.routing_table()
+        .await
+        .is_ok_and(|t| t.iter().any(|p| p.id == *id))
+}
+
 async fn dial_listed(node: &MeshSocket, mut entries: Vec<(PeerId, PeerAddr)>) -> usize {
     let mut rng = Rng::new(node.now() ^ u64::from(node.addr().port()));
     for i in (1..entries.len()).rev() {
@@ -149,10 +156,15 @@ async fn dial_listed(node: &MeshSocket, mut entries: Vec<(PeerId, PeerAddr)>) ->
         if peers > ENOUGH_PEERS {
             break;
         }
-        let dial = node.connect(&addr.host, addr.port, Some(id));
+        let dial = node.connect(&addr.host, addr.port, Some(id.clone()));
         match tokio::time::timeout(DIAL_WAIT, dial).await {
             // Reached already, through a peer list of a node dialled before.
             Ok(Ok(_) | Err(Error::AlreadyConnected(_))) => dialled += 1,
+            // Our dial lost to a connection between the same two nodes
+            // (the node dialled us, or we dialled it from a peer list at
+            // the same time) and was closed; the other one carries the
+            // peer.
+            Ok(Err(_)) if is_peer(node, &id).await => dialled += 1,
             Ok(Err(e)) => tracing::info!(%addr, error = %e, "listed node unreachable"),
             Err(_) => tracing::info!(%addr, "listed node did not answer"),
         }
