@@ -122,28 +122,7 @@ impl Lab {
         lab.add_ns(&lab.bridge_ns.clone());
         let br = lab.bridge_ns.clone();
         run(&["ip", "-n", &br, "link", "set", "lo", "up"]);
-        for bridge in ["br0", "br1"] {
-            // STP off: a port forwards as soon as it is up.
-            run(&[
-                "ip",
-                "-n",
-                &br,
-                "link",
-                "add",
-                bridge,
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-            ]);
-            run(&["ip", "-n", &br, "link", "set", bridge, "up"]);
-        }
-        // The trunk between the two bridges: the link the partition cuts.
-        run(&[
-            "ip", "-n", &br, "link", "add", "tl", "type", "veth", "peer", "name", "tr",
-        ]);
-        run(&["ip", "-n", &br, "link", "set", "tl", "master", "br0", "up"]);
-        run(&["ip", "-n", &br, "link", "set", "tr", "master", "br1", "up"]);
+        two_bridges_and_a_trunk(&br);
 
         for side in 0..2 {
             for k in 0..per_side {
@@ -516,26 +495,7 @@ impl ChaosLab {
         }
         let netem = lab.shaper == Shaper::Netem;
         if netem {
-            for bridge in ["br0", "br1"] {
-                run(&[
-                    "ip",
-                    "-n",
-                    &br,
-                    "link",
-                    "add",
-                    bridge,
-                    "type",
-                    "bridge",
-                    "stp_state",
-                    "0",
-                ]);
-                run(&["ip", "-n", &br, "link", "set", bridge, "up"]);
-            }
-            run(&[
-                "ip", "-n", &br, "link", "add", "tl", "type", "veth", "peer", "name", "tr",
-            ]);
-            run(&["ip", "-n", &br, "link", "set", "tl", "master", "br0", "up"]);
-            run(&["ip", "-n", &br, "link", "set", "tr", "master", "br1", "up"]);
+            two_bridges_and_a_trunk(&br);
         }
         let mut ports = Vec::new();
         for (index, shape) in shapes.iter().enumerate() {
@@ -765,4 +725,30 @@ pub fn crossings_from(
         }
     }
     dist
+}
+
+/// In namespace `ns`: bridges `br0` and `br1` (STP off: a port forwards
+/// as soon as it is up) joined by the veth trunk `tl`–`tr`, the link a
+/// partition cuts.
+fn two_bridges_and_a_trunk(ns: &str) {
+    for bridge in ["br0", "br1"] {
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            bridge,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+        ]);
+        run(&["ip", "-n", ns, "link", "set", bridge, "up"]);
+    }
+    run(&[
+        "ip", "-n", ns, "link", "add", "tl", "type", "veth", "peer", "name", "tr",
+    ]);
+    run(&["ip", "-n", ns, "link", "set", "tl", "master", "br0", "up"]);
+    run(&["ip", "-n", ns, "link", "set", "tr", "master", "br1", "up"]);
 }

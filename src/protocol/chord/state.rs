@@ -583,20 +583,12 @@ mod tests {
         frame(st, conn, payload, id);
     }
 
-    /// Found by the `chord_state` fuzzer: a meta on a second connection
-    /// claiming a connected peer's id moved the peer's ring entry to that
-    /// connection and judged it by that connection's id form, so a js2p
-    /// peer (str id, not allowed to store) became a storing peer.
-    #[test]
-    fn a_meta_on_a_standby_connection_changes_nothing() {
+    /// A chord node with two incoming connections (1 and 2) open, no
+    /// handshake yet.
+    fn two_open_connections() -> Stack<ChordState> {
         let me = PeerId::from("4MeMeMeMeMeMe");
         let mesh = MeshState::new(me, PeerAddr::new("127.0.0.1", 4444), MeshConfig::default());
         let mut st = Stack::new(mesh, ChordState::new(ChordConfig::default()));
-        let bytes = Bytes::from_static(b"5fk3UgXbCxfH");
-        let (js, py) = (
-            PeerId::new(bytes.clone(), IdWire::Str),
-            PeerId::new(bytes, IdWire::Bin),
-        );
         for conn in [1, 2] {
             st.on_open(
                 NOW_MS,
@@ -607,6 +599,21 @@ mod tests {
                 &mut Vec::new(),
             );
         }
+        st
+    }
+
+    /// Found by the `chord_state` fuzzer: a meta on a second connection
+    /// claiming a connected peer's id moved the peer's ring entry to that
+    /// connection and judged it by that connection's id form, so a js2p
+    /// peer (str id, not allowed to store) became a storing peer.
+    #[test]
+    fn a_meta_on_a_standby_connection_changes_nothing() {
+        let mut st = two_open_connections();
+        let bytes = Bytes::from_static(b"5fk3UgXbCxfH");
+        let (js, py) = (
+            PeerId::new(bytes.clone(), IdWire::Str),
+            PeerId::new(bytes, IdWire::Bin),
+        );
         hello(&mut st, 1, &js);
         hello(&mut st, 2, &py);
         assert_eq!(st.mesh().conn_of(&js), Some(1), "the mesh keeps the first");
@@ -626,24 +633,12 @@ mod tests {
     /// store).
     #[test]
     fn a_standby_that_takes_over_is_judged_by_its_own_id_form() {
-        let me = PeerId::from("4MeMeMeMeMeMe");
-        let mesh = MeshState::new(me, PeerAddr::new("127.0.0.1", 4444), MeshConfig::default());
-        let mut st = Stack::new(mesh, ChordState::new(ChordConfig::default()));
+        let mut st = two_open_connections();
         let bytes = Bytes::from_static(b"2ZKAafyLC1r6");
         let (py, js) = (
             PeerId::new(bytes.clone(), IdWire::Bin),
             PeerId::new(bytes, IdWire::Str),
         );
-        for conn in [1, 2] {
-            st.on_open(
-                NOW_MS,
-                conn,
-                false,
-                format!("127.0.0.1:{conn}"),
-                None,
-                &mut Vec::new(),
-            );
-        }
         hello(&mut st, 1, &py);
         frame(
             &mut st,
