@@ -41,10 +41,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::net::published::{Published, Publisher};
 use crate::net::{Error, MeshBuilder, MeshSocket};
 use crate::protocol::chord::{ChordConfig, ChordEvent, ChordState, ChordStats, GetId, GetResult};
-use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
-use crate::protocol::{IdWire, InternalMessage, Packet, PeerId, Protocol};
+use crate::protocol::mesh::LayerCtx;
+use crate::protocol::{IdWire, Packet, Protocol};
 
 /// The subnet of chord networks unless told otherwise, as in the
 /// references.
@@ -55,52 +56,30 @@ const EVENT_CAPACITY: usize = 4096;
 
 /// Runs the pure [`ChordState`] in the node's actor, publishes key list
 /// changes and hands each finished get to whoever waits for it.
-struct ChordDriver {
-    state: ChordState,
+type ChordDriver = Published<ChordState, ChordPublisher>;
+
+/// Sends the state's events to the subscribers and each finished get to
+/// its caller.
+struct ChordPublisher {
     events: broadcast::Sender<ChordEvent>,
     waiting: BTreeMap<GetId, oneshot::Sender<GetResult>>,
 }
 
-impl ChordDriver {
-    fn publish(&mut self) {
-        for event in self.state.take_events() {
+impl Publisher<ChordState> for ChordPublisher {
+    fn publish(&mut self, state: &mut ChordState) {
+        for event in state.take_events() {
             let _ = self.events.send(event);
         }
-        for (id, result) in self.state.take_results() {
+        for (id, result) in state.take_results() {
             if let Some(tx) = self.waiting.remove(&id) {
                 let _ = tx.send(result);
             }
         }
     }
 
-    fn run<R>(
-        &mut self,
-        ctx: &mut LayerCtx<'_>,
-        f: impl FnOnce(&mut ChordState, &mut LayerCtx<'_>) -> R,
-    ) -> R {
-        let r = f(&mut self.state, ctx);
-        self.publish();
-        r
-    }
-}
-
-impl Layer for ChordDriver {
-    fn claims(&self, message: &InternalMessage) -> bool {
-        self.state.claims(message)
-    }
-    fn on_peer_ready(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId, conn: ConnId) {
-        self.run(ctx, |s, ctx| s.on_peer_ready(ctx, peer, conn));
-    }
-    fn on_message(&mut self, ctx: &mut LayerCtx<'_>, delivery: Delivery) {
-        self.run(ctx, |s, ctx| s.on_message(ctx, delivery));
-    }
-    fn on_peer_left(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId) {
-        self.run(ctx, |s, ctx| s.on_peer_left(ctx, peer));
-    }
-    fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
+    fn on_tick(&mut self) {
         // Callers that gave up (dropped their future) are forgotten.
         self.waiting.retain(|_, tx| !tx.is_closed());
-        self.run(ctx, |s, ctx| s.on_tick(ctx));
     }
 }
 
@@ -215,9 +194,11 @@ impl ChordBuilder {
         let protocol = self.protocol();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let driver = ChordDriver {
-            state: ChordState::new(self.config.clone()),
-            events: events.clone(),
-            waiting: BTreeMap::new(),
+            layer: ChordState::new(self.config.clone()),
+            publisher: ChordPublisher {
+                events: events.clone(),
+                waiting: BTreeMap::new(),
+            },
         };
         let mesh = self
             .mesh
@@ -336,9 +317,9 @@ impl ChordSocket {
         let (tx, rx) = oneshot::channel();
         self.mesh
             .with_layer(move |driver: &mut ChordDriver, ctx| {
-                let id = driver.state.get(ctx, &key)?;
-                driver.waiting.insert(id, tx);
-                driver.publish();
+                let id = driver.layer.get(ctx, &key)?;
+                driver.publisher.waiting.insert(id, tx);
+                driver.publisher.publish(&mut driver.layer);
                 Ok::<_, crate::protocol::chord::ChordError>(())
             })
             .await??;

@@ -10,6 +10,7 @@ mod inspect;
 mod message;
 mod messaging;
 pub mod metrics;
+pub(crate) mod published;
 mod socket;
 pub mod validation;
 

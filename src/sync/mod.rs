@@ -39,12 +39,13 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::net::published::{Published, Publisher};
 use crate::net::{Error, MeshBuilder, MeshSocket};
-use crate::protocol::mesh::{ConnId, Delivery, Layer, LayerCtx};
+use crate::protocol::mesh::LayerCtx;
 use crate::protocol::sync::{
     Entry, SyncConfig, SyncEvent, SyncKey, SyncState, SyncStats, SyncView,
 };
-use crate::protocol::{IdWire, InternalMessage, Packet, PeerId, Protocol};
+use crate::protocol::{IdWire, Packet, PeerId, Protocol};
 
 /// The subnet name of sync networks unless told otherwise (the network is
 /// then `sync1` with leasing, `sync0` without), as in the references.
@@ -55,48 +56,18 @@ const EVENT_CAPACITY: usize = 4096;
 
 /// Runs the pure [`SyncState`] in the node's actor and publishes what
 /// changed to subscribers.
-struct SyncDriver {
-    state: SyncState,
+type SyncDriver = Published<SyncState, SyncPublisher>;
+
+/// Sends the state's events to the subscribers.
+struct SyncPublisher {
     events: broadcast::Sender<SyncEvent>,
 }
 
-impl SyncDriver {
-    fn publish(&mut self) {
-        for event in self.state.take_events() {
+impl Publisher<SyncState> for SyncPublisher {
+    fn publish(&mut self, state: &mut SyncState) {
+        for event in state.take_events() {
             let _ = self.events.send(event);
         }
-    }
-
-    /// Runs `f` on the state, then publishes what changed.
-    fn run<R>(
-        &mut self,
-        ctx: &mut LayerCtx<'_>,
-        f: impl FnOnce(&mut SyncState, &mut LayerCtx<'_>) -> R,
-    ) -> R {
-        let r = f(&mut self.state, ctx);
-        self.publish();
-        r
-    }
-}
-
-impl Layer for SyncDriver {
-    fn claims(&self, message: &InternalMessage) -> bool {
-        self.state.claims(message)
-    }
-    fn on_peer_ready(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId, conn: ConnId) {
-        self.run(ctx, |s, ctx| s.on_peer_ready(ctx, peer, conn));
-    }
-    fn on_message(&mut self, ctx: &mut LayerCtx<'_>, delivery: Delivery) {
-        self.run(ctx, |s, ctx| s.on_message(ctx, delivery));
-    }
-    fn on_peer_left(&mut self, ctx: &mut LayerCtx<'_>, peer: &PeerId) {
-        self.run(ctx, |s, ctx| s.on_peer_left(ctx, peer));
-    }
-    fn on_writable(&mut self, ctx: &mut LayerCtx<'_>, conn: ConnId) {
-        self.run(ctx, |s, ctx| s.on_writable(ctx, conn));
-    }
-    fn on_tick(&mut self, ctx: &mut LayerCtx<'_>) {
-        self.run(ctx, |s, ctx| s.on_tick(ctx));
     }
 }
 
@@ -203,8 +174,10 @@ impl SyncBuilder {
         let view = state.view();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let driver = SyncDriver {
-            state,
-            events: events.clone(),
+            layer: state,
+            publisher: SyncPublisher {
+                events: events.clone(),
+            },
         };
         let mesh = self
             .mesh
