@@ -48,7 +48,10 @@ async fn a_saturated_line_loses_nothing_and_drops_no_relay() {
         assert!(extra.is_err(), "a message arrived twice: {extra:?}");
     });
     for i in 0..count {
-        nodes[0].send(packets![payload.as_str(), i]).await.unwrap();
+        tokio::time::timeout(WAIT, nodes[0].send(packets![payload.as_str(), i]))
+            .await
+            .unwrap_or_else(|_| panic!("send {i} waited past {WAIT:?}"))
+            .unwrap();
     }
     tokio::time::timeout(WAIT * 3, receiving)
         .await

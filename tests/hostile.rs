@@ -543,7 +543,10 @@ async fn a_peer_that_reads_a_trickle() {
             .unwrap();
         assert_eq!(m.packets()[0].as_str(), Some(format!("bulk-{i}").as_str()));
     }
-    sending.await.unwrap();
+    tokio::time::timeout(WAIT, sending)
+        .await
+        .expect("the sender never finished")
+        .unwrap();
     tokio::time::timeout(WAIT, trickle)
         .await
         .expect("the trickling peer was never closed")

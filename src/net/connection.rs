@@ -62,7 +62,7 @@ impl Backlog {
     /// The actor handled `bytes` of this connection's frames.
     pub(crate) fn handled(&self, bytes: usize) {
         let before = self.bytes.fetch_sub(bytes, Ordering::AcqRel);
-        if before >= self.limit && before - bytes < self.limit {
+        if before >= self.limit && before.saturating_sub(bytes) < self.limit {
             self.handled.notify_one();
         }
     }
