@@ -610,3 +610,56 @@ async fn sends_one_at_a_time_still_wait_for_a_congested_peer() {
     );
     t.close().await;
 }
+
+/// Two connections between the same two nodes, and the peer closes ours
+/// as the duplicate right after its handshake (what py2p does when both
+/// ends dial): our `connect()` resolves with the peer as soon as the
+/// handshake settles the race, and the peer stays reached on its own
+/// connection once ours is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_resolves_when_the_peer_keeps_its_own_connection() {
+    let a = base().bind("127.0.0.1:0").await.unwrap();
+    // The peer dials A first and is adopted there.
+    let mut theirs = TcpStream::connect(a.addr()).await.unwrap();
+    theirs.write_all(&handshake(&[])).await.unwrap();
+    wait_peer(&a, &attacker_id(), "the peer's own connection adopted").await;
+    // Then A dials the peer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dialler = a.clone();
+    let connecting = tokio::spawn(async move { dialler.connect("127.0.0.1", port, None).await });
+    let (mut ours, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("A dialled")
+        .unwrap();
+    ours.write_all(&handshake(&[])).await.unwrap();
+    // Once A has seen the handshake on its dialled connection, the peer
+    // closes that one and keeps its own.
+    let probe = a.clone();
+    support::wait::wait_until("A's dialled connection handshaken", WAIT, move || {
+        let probe = probe.clone();
+        async move {
+            let snap = probe.snapshot().await.map_err(|e| e.to_string())?;
+            if snap.awaiting == 0 && snap.peers.len() == 1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} awaiting, {} peers",
+                    snap.awaiting,
+                    snap.peers.len()
+                ))
+            }
+        }
+    })
+    .await;
+    drop(ours);
+    let joined = tokio::time::timeout(WAIT, connecting)
+        .await
+        .expect("connect() never resolved")
+        .unwrap();
+    assert_eq!(joined.expect("connect()"), attacker_id());
+    let peers = a.routing_table().await.unwrap();
+    assert!(peers.iter().any(|p| p.id == attacker_id()), "{peers:?}");
+    drop(theirs);
+    a.close().await;
+}
